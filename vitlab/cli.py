@@ -1,0 +1,229 @@
+"""The ``vitlab`` command line: it builds configs and calls the library, nothing more.
+
+    vitlab train [--recipe digits] [--config FILE] [--size S] [--model.depth 6 ...] [--resume RUN]
+    vitlab eval RUN
+    vitlab predict RUN IMAGE... [--top-k 3]
+    vitlab models [--img-size 224 --num-classes 1000 --in-chans 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("vitlab")
+
+# Short flags for the most used keys; every other key is reachable as --section.key VALUE.
+ALIASES = {"epochs": "optim.epochs", "batch_size": "optim.batch_size", "lr": "optim.lr", "data": "data.name"}
+
+
+class CLIError(ValueError):
+    pass
+
+
+def parse_overrides(tokens: list[str]) -> dict[str, str]:
+    """``['--model.depth', '6', '--optim.lr=3e-3', '--no-progress']`` -> dotted key/value pairs."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("--"):
+            raise CLIError(f"unexpected argument {tok!r}: configuration keys are given as --section.key VALUE")
+        key, eq, value = tok[2:].partition("=")
+        key = key.replace("-", "_")
+        if not eq:
+            if key.startswith("no_"):
+                key, value = key[3:], "false"
+            elif i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+                value = tokens[i + 1]
+                i += 1
+            else:
+                value = "true"
+        out[ALIASES.get(key, key)] = value
+        i += 1
+    return out
+
+
+def build_run_config(args, overrides: dict[str, str]):
+    from .config import SIZES, size_config
+    from .configio import apply_overrides, load_config_file, merge
+    from .recipes import RECIPES
+
+    if args.recipe not in RECIPES:
+        raise CLIError(f"unknown recipe {args.recipe!r}; expected one of {sorted(RECIPES)}")
+    cfg = RECIPES[args.recipe]()
+    if args.config:
+        cfg = merge(cfg, load_config_file(args.config))
+    if args.size:
+        from dataclasses import asdict
+
+        size = size_config(args.size, **{k: v for k, v in asdict(cfg.model).items()
+                                         if k not in next(iter(SIZES.values()))})
+        cfg = merge(cfg, {"model": asdict(size)})
+    return apply_overrides(cfg, overrides)
+
+
+# -- subcommands ------------------------------------------------------------------------------------
+def cmd_train(args, rest: list[str]) -> int:
+    from .train import fit
+
+    overrides = parse_overrides(rest)
+    cfg = build_run_config(args, overrides)
+    if args.quiet:
+        from .configio import apply_overrides
+
+        cfg = apply_overrides(cfg, {"progress": False})
+    if args.resume and "optim.epochs" not in overrides:
+        from .train import load_run_config
+
+        cfg = load_run_config(args.resume)
+    run_dir = fit(cfg, resume=args.resume, overwrite=args.overwrite, argv=sys.argv)
+    final = json.loads((run_dir / "metrics.json").read_text())
+    print(f"run folder: {run_dir}")
+    print(f"test accuracy {final['test_acc']:.4f} after {final['epochs']} epochs, "
+          f"{final['train_time_s']:.1f} s of training, {final['params']:,} parameters")
+    return 0
+
+
+def cmd_eval(args, rest: list[str]) -> int:
+    import numpy as np
+
+    from .data import Normalize, load_data
+    from .train import evaluate, load_model, load_run_config
+    from .train.plots import plot_confusion
+
+    _no_extra(rest)
+    cfg = load_run_config(args.run)
+    model, meta = load_model(args.run)
+    _, test = load_data(cfg.data)
+    ev = evaluate(model, test, Normalize(meta["mean"], meta["std"]))
+    classes = meta.get("classes", test.classes)
+    n = len(classes)
+    cm = np.zeros((n, n), dtype=np.int64)
+    np.add.at(cm, (test.labels.numpy(), ev["pred"].numpy()), 1)
+    out = Path(args.out) if args.out else Path(args.run) / "confusion.png"
+    plot_confusion(cm, classes, out, title=f"{cfg.data.name}: test accuracy {ev['acc']:.4f}")
+    print(f"test accuracy {ev['acc']:.4f} ({int(np.trace(cm))}/{len(test)}), loss {ev['loss']:.4f}")
+    print("class  recall  support")
+    for i, name in enumerate(classes):
+        support = cm[i].sum()
+        print(f"{name:>5}  {cm[i, i] / support if support else float('nan'):.4f}  {support:>7}")
+    print(f"confusion matrix: {out}")
+    return 0
+
+
+def cmd_predict(args, rest: list[str]) -> int:
+    import torch
+
+    from .data import Normalize
+    from .data.images import load_image
+    from .train import load_model
+
+    _no_extra(rest)
+    model, meta = load_model(args.run)
+    cfg = model.cfg
+    normalize = Normalize(meta["mean"], meta["std"])
+    classes = meta.get("classes") or [str(i) for i in range(cfg.num_classes)]
+    images = torch.stack([load_image(p, channels=cfg.in_chans, size=cfg.img_size, invert=args.invert)
+                          for p in args.images])  # (B, C, H, W) uint8
+    with torch.no_grad():
+        probs = model(normalize(images)).softmax(-1)
+    k = min(args.top_k, probs.shape[-1])
+    top_p, top_i = probs.topk(k, dim=-1)
+    for path, ps, idx in zip(args.images, top_p.tolist(), top_i.tolist()):
+        print(f"{path}: " + ", ".join(f"{classes[i]} {p:.4f}" for p, i in zip(ps, idx)))
+    return 0
+
+
+def cmd_models(args, rest: list[str]) -> int:
+    from .config import SIZES, size_config
+    from .flops import forward_flops
+    from .models import ViT, count_params
+
+    _no_extra(rest)
+    import torch
+
+    print(f"input {args.in_chans}x{args.img_size}x{args.img_size}, {args.num_classes} classes")
+    print(f"{'model':<8} {'patch':>5} {'width':>5} {'depth':>5} {'heads':>5} {'mlp':>5} {'params':>13} "
+          f"{'GFLOPs':>9} {'GMACs':>8}")
+    for name, row in SIZES.items():
+        patch = args.patch_size or row["patch_size"]
+        img = args.img_size
+        if img % patch:
+            print(f"{name:<8} skipped: img size {img} is not divisible by patch {patch}")
+            continue
+        cfg = size_config(name, img_size=img, num_classes=args.num_classes, in_chans=args.in_chans,
+                          patch_size=patch)
+        with torch.device("meta"):
+            params = count_params(ViT(cfg))
+        flops = forward_flops(cfg)
+        print(f"ViT-{name.split('/')[0]:<4} {patch:>5} {cfg.dim:>5} {cfg.depth:>5} {cfg.heads:>5} "
+              f"{int(cfg.dim * cfg.mlp_ratio):>5} {params:>13,} {flops / 1e9:>9.2f} {flops / 2e9:>8.2f}")
+    print("GFLOPs: forward, per image, 2 x multiply-accumulates (PyTorch FlopCounterMode).")
+    return 0
+
+
+def _no_extra(rest: list[str]) -> None:
+    if rest:
+        raise CLIError(f"unexpected arguments {rest}")
+
+
+# -- entry point ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vitlab", description="Vision Transformers end to end.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model (default: the digits recipe)",
+                       description="Any configuration key can be set as --section.key VALUE, e.g. "
+                                   "--model.depth 6 --optim.lr 3e-3 --data.augment none. Short forms: "
+                                   "--epochs, --batch-size, --lr, --data, --seed, --name, --device.")
+    p.add_argument("--recipe", default="digits", help="starting configuration (default: digits)")
+    p.add_argument("--config", help="JSON or TOML file with (part of) a run configuration")
+    p.add_argument("--size", help="model size from the table: Ti, S, B, L, H (sets width/depth/heads/mlp/patch)")
+    p.add_argument("--resume", metavar="RUN", help="continue the run folder RUN from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="test accuracy of a run and its confusion matrix")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--out", help="confusion-matrix PNG (default: RUN/confusion.png)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="top-k classes for image files")
+    p.add_argument("run", help="run folder (or model.safetensors)")
+    p.add_argument("images", nargs="+", help="image files (any format PIL reads)")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--invert", action="store_true", help="invert grey levels (dark ink on light paper)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("models", help="the size table with parameter counts and GFLOPs")
+    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--in-chans", type=int, default=3)
+    p.add_argument("--patch-size", type=int, default=0, help="override every size's patch (0: the table's)")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    from .train import CheckpointError, TrainingDiverged
+
+    try:
+        return args.func(args, rest)
+    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError, TrainingDiverged) as e:
+        print(f"vitlab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vitlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Configuration: frozen dataclasses, one per area, nested in a run config.
+
+The model sizes are data (``SIZES``), not one function per size. The CLI and config
+files map onto these classes through ``vitlab.configio``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+POOLS = ("token", "avg", "max")
+INITS = ("trunc_normal", "kaiming_fan_out")
+ATTN_IMPLS = ("sdpa", "explicit")
+POS_INITS = ("normal", "sincos")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A Vision Transformer (Dosovitskiy et al. 2021), ViT-B/16 at 224×224 by default.
+
+    ``dynamic_img_size`` lets the model take any image size divisible by the patch
+    size, resampling the position embedding on the fly; without it a wrong
+    resolution is an error.
+    """
+
+    img_size: int = 224
+    patch_size: int = 16
+    in_chans: int = 3
+    num_classes: int = 1000
+    dim: int = 768
+    depth: int = 12
+    heads: int = 12
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    class_token: bool = True
+    pool: str = "token"  # token | avg | max
+    dropout: float = 0.0  # after the position embedding and in the MLP / attention output
+    attn_dropout: float = 0.0
+    drop_path: float = 0.0  # stochastic depth, the largest rate (reached by the last block)
+    norm_eps: float = 1e-6
+    init: str = "trunc_normal"  # trunc_normal | kaiming_fan_out
+    pos_init: str = "normal"  # normal (trunc-normal, std 0.02) | sincos (2-D sine-cosine start, still learned)
+    attn_impl: str = "sdpa"  # sdpa | explicit
+    dynamic_img_size: bool = False
+
+    def __post_init__(self) -> None:
+        _check_model(self)
+
+    @property
+    def grid_size(self) -> int:
+        return self.img_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid_size**2
+
+
+def _check_model(c: ModelConfig) -> None:
+    for name in ("img_size", "patch_size", "in_chans", "dim", "depth", "heads"):
+        value = getattr(c, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
+    if c.num_classes < 0:
+        raise ValueError(f"model.num_classes must be >= 0 (0 means no head), got {c.num_classes}")
+    if c.img_size % c.patch_size:
+        raise ValueError(
+            f"model.img_size={c.img_size} is not divisible by model.patch_size={c.patch_size}: "
+            f"expected a multiple such as {c.img_size // c.patch_size * c.patch_size or c.patch_size}"
+        )
+    if c.dim % c.heads:
+        raise ValueError(
+            f"model.dim={c.dim} is not divisible by model.heads={c.heads}: each head needs dim/heads features"
+        )
+    if c.mlp_ratio <= 0:
+        raise ValueError(f"model.mlp_ratio must be > 0, got {c.mlp_ratio}")
+    for name in ("dropout", "attn_dropout", "drop_path"):
+        value = getattr(c, name)
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"model.{name} must be in [0, 1), got {value}")
+    if c.pool not in POOLS:
+        raise ValueError(f"model.pool={c.pool!r} is not one of {POOLS}")
+    if c.pool == "token" and not c.class_token:
+        raise ValueError("model.pool='token' needs model.class_token=True; use pool='avg' or 'max' without it")
+    if c.init not in INITS:
+        raise ValueError(f"model.init={c.init!r} is not one of {INITS}")
+    if c.pos_init not in POS_INITS:
+        raise ValueError(f"model.pos_init={c.pos_init!r} is not one of {POS_INITS}")
+    if c.pos_init == "sincos" and c.dim % 4:
+        raise ValueError(f"model.pos_init='sincos' needs model.dim divisible by 4, got dim={c.dim}")
+    if c.attn_impl not in ATTN_IMPLS:
+        raise ValueError(f"model.attn_impl={c.attn_impl!r} is not one of {ATTN_IMPLS}")
+
+
+# ViT paper (Dosovitskiy et al. 2021) Table 1 gives B, L, H; DeiT (Touvron et al. 2021)
+# Table 1 adds Ti and S. Parameter counts at 224×224×3 with a 1000-class head are
+# checked exactly in tests/test_vit.py.
+SIZES: dict[str, dict] = {
+    "Ti/16": dict(dim=192, depth=12, heads=3, mlp_ratio=4.0, patch_size=16),  # 5,717,416 params
+    "S/16": dict(dim=384, depth=12, heads=6, mlp_ratio=4.0, patch_size=16),  # 22,050,664
+    "B/16": dict(dim=768, depth=12, heads=12, mlp_ratio=4.0, patch_size=16),  # 86,567,656
+    "L/16": dict(dim=1024, depth=24, heads=16, mlp_ratio=4.0, patch_size=16),  # 304,326,632
+    "H/14": dict(dim=1280, depth=32, heads=16, mlp_ratio=4.0, patch_size=14),  # 632,045,800
+}
+
+
+def size_config(name: str, **overrides) -> ModelConfig:
+    """ModelConfig for a named size ('S/16', or just 'S'), with any field overridden."""
+    key = _size_key(name)
+    return ModelConfig(**{**SIZES[key], **overrides})
+
+
+def _size_key(name: str) -> str:
+    wanted = name.strip().upper().removeprefix("VIT-").removeprefix("VIT_")
+    for key in SIZES:
+        if wanted in (key.upper(), key.split("/")[0].upper()):
+            return key
+    raise ValueError(f"unknown model size {name!r}; expected one of {list(SIZES)} (or Ti, S, B, L, H)")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where images come from and how a batch is augmented on the model's device."""
+
+    name: str = "digits"  # digits (more sources arrive with the data issue)
+    test_fraction: float = 0.2  # for sources without a fixed test split: a stratified split
+    split_seed: int = 0  # the split is fixed, independent of the training seed
+    augment: str = "digits"  # none | digits (translate/rotate/scale)
+    translate: float = 0.125  # fraction of the image size
+    rotate: float = 10.0  # degrees
+    scale: float = 0.1  # ± fraction
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"data.test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.augment not in ("none", "digits"):
+            raise ValueError(f"data.augment={self.augment!r} is not one of ('none', 'digits')")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW, linear warm-up then cosine decay, label smoothing, gradient clipping."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup_epochs: float = 2.0
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    label_smoothing: float = 0.1
+    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0:
+            raise ValueError(f"optim.epochs must be > 0, got {self.epochs}")
+        if self.batch_size <= 0:
+            raise ValueError(f"optim.batch_size must be > 0, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
+        if self.min_lr < 0 or self.min_lr > self.lr:
+            raise ValueError(f"optim.min_lr must be in [0, lr={self.lr}], got {self.min_lr}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"optim.warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if self.weight_decay < 0:
+            raise ValueError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.grad_clip < 0:
+            raise ValueError(f"optim.grad_clip must be >= 0, got {self.grad_clip}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run needs; written to ``runs/<name>/config.json``."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    name: str = ""  # run folder name under out_dir; empty means a time stamp
+    out_dir: str = "runs"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
+    progress: bool = True
+
+
+def with_changes(cfg, **changes):
+    """dataclasses.replace, exported so callers need not import dataclasses."""
+    return replace(cfg, **changes)

@@ -1,0 +1,59 @@
+"""Resampling a learned position embedding to another patch grid."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def resample_pos_embed(pos_embed: torch.Tensor, new_grid: tuple[int, int], *, num_prefix_tokens: int = 1,
+                       old_grid: tuple[int, int] | None = None) -> torch.Tensor:
+    """Bicubically interpolate the patch part of a position embedding to ``new_grid``.
+
+    Bicubic, as in the ViT paper (§3.2, "2D interpolation of the pre-trained position
+    embeddings") and timm: the learned embeddings vary smoothly over the grid, and a
+    cubic fit keeps that smoothness where bilinear leaves kinks at the old grid points.
+    ``align_corners=False`` maps patch centres onto patch centres. The prefix (class)
+    token's embedding has no position and is kept as it is.
+
+    Shape:
+        (1, prefix + h*w, D) -> (1, prefix + H*W, D)
+    """
+    if pos_embed.ndim != 3:
+        raise ValueError(f"pos_embed must be (1, N, D), got shape {tuple(pos_embed.shape)}")
+    prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
+    n = grid.shape[1]
+    if old_grid is None:
+        side = int(round(n**0.5))
+        if side * side != n:
+            raise ValueError(f"cannot infer a square grid from {n} patch positions; pass old_grid")
+        old_grid = (side, side)
+    if old_grid[0] * old_grid[1] != n:
+        raise ValueError(f"old_grid={old_grid} does not hold the {n} patch positions")
+    if tuple(old_grid) == tuple(new_grid):
+        return pos_embed
+    dim = grid.shape[-1]
+    grid = grid.reshape(1, old_grid[0], old_grid[1], dim).permute(0, 3, 1, 2)  # (1, D, h, w)
+    work_dtype = torch.promote_types(grid.dtype, torch.float32)  # half/bf16 up to float32; float64 stays
+    grid = F.interpolate(grid.to(work_dtype), size=tuple(new_grid), mode="bicubic", align_corners=False)
+    grid = grid.to(pos_embed.dtype).permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], dim)
+    return torch.cat([prefix, grid], dim=1)  # (1, prefix + H*W, D)
+
+
+def sincos_2d(grid: int, dim: int, temperature: float = 10_000.0) -> torch.Tensor:
+    """2-D sine-cosine position codes (MAE, He et al. 2022; "Simple ViT", Beyer et al. 2022).
+
+    A quarter of the channels each for sin/cos of the row and of the column at
+    geometric frequencies. Used here as a starting point for the learned embedding, so
+    tokens know their place from step one instead of learning it from data.
+
+    Shape:
+        -> (grid*grid, dim), rows in row-major patch order.
+    """
+    if dim % 4:
+        raise ValueError(f"sincos position codes need dim divisible by 4, got dim={dim}")
+    y, x = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64),
+                          indexing="ij")
+    omega = 1.0 / temperature ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))  # (D/4,)
+    y = y.flatten()[:, None] * omega[None]  # (G*G, D/4)
+    x = x.flatten()[:, None] * omega[None]
+    return torch.cat([x.sin(), x.cos(), y.sin(), y.cos()], dim=1).float()  # (G*G, D)

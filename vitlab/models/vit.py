@@ -1,0 +1,133 @@
+"""The Vision Transformer classifier (Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words").
+
+Read it beside the paper: eq. 1 is ``forward_features`` up to the blocks, eqs. 2–3 are
+``Block``, eq. 4 is the final norm and ``forward_head``.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..layers import Block, PatchEmbed, init_weights, resample_pos_embed, sincos_2d
+
+
+class ViT(nn.Module):
+    """Vision Transformer: patches -> tokens (+ class token, + position) -> blocks -> norm -> pool -> head.
+
+    Args:
+        cfg: the model configuration; every invariant is checked when it is built.
+
+    Shape:
+        ``forward_features``: (B, C, H, W) -> (B, N, D) with N = prefix + (H/P)(W/P);
+        ``forward_head``: (B, N, D) -> (B, num_classes), or (B, D) with ``pre_logits``.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.num_prefix_tokens = 1 if cfg.class_token else 0
+        self.to_patch_embedding = PatchEmbed(patch_size=cfg.patch_size, in_chans=cfg.in_chans, dim=cfg.dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim)) if cfg.class_token else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix_tokens + cfg.num_patches, cfg.dim))
+        self.pos_drop = nn.Dropout(cfg.dropout)
+        rates = [cfg.drop_path * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # stochastic depth grows with depth
+        self.blocks = nn.ModuleList(
+            Block(dim=cfg.dim, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
+                  dropout=cfg.dropout, attn_dropout=cfg.attn_dropout, drop_path=rate,
+                  norm_eps=cfg.norm_eps, attn_impl=cfg.attn_impl)
+            for rate in rates
+        )
+        self.norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
+        self.head = nn.Linear(cfg.dim, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.pos_embed.is_meta:
+            return
+        self.apply(partial(init_weights, scheme=self.cfg.init))
+        if self.cfg.pos_init == "sincos":
+            with torch.no_grad():
+                self.pos_embed.zero_()  # the class token's slot has no position
+                self.pos_embed[0, self.num_prefix_tokens:] = sincos_2d(self.cfg.grid_size, self.cfg.dim)
+        else:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02, a=-0.04, b=0.04)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=1e-6)
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameter names kept out of weight decay besides norms and biases."""
+        return {"pos_embed", "cls_token"}
+
+    # -- the model surface ------------------------------------------------------------------
+    def forward_features(self, x: torch.Tensor, return_weights: bool = False):
+        """Tokens after the final norm, (B, N, D); with ``return_weights`` also each block's (B, H, N, N)."""
+        self._check_input(x)
+        x = self.to_patch_embedding(x)  # (B, N_p, D)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1 + N_p, D)
+        x = self.pos_drop(x + self._pos_embed_for_input())
+        weights = []
+        for block in self.blocks:
+            if return_weights:
+                x, w = block(x, return_weights=True)
+                weights.append(w)
+            else:
+                x = block(x)
+        x = self.norm(x)
+        return (x, weights) if return_weights else x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool the tokens (class token, mean or max over patch tokens), then classify."""
+        if self.cfg.pool == "token":
+            x = x[:, 0]  # (B, D)
+        elif self.cfg.pool == "avg":
+            x = x[:, self.num_prefix_tokens:].mean(dim=1)  # (B, D)
+        else:
+            x = x[:, self.num_prefix_tokens:].amax(dim=1)  # (B, D)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _check_input(self, x: torch.Tensor) -> None:
+        cfg = self.cfg
+        if x.ndim != 4:
+            raise ValueError(f"expected images of shape (B, C, H, W), got shape {tuple(x.shape)}")
+        if x.shape[1] != cfg.in_chans:
+            raise ValueError(f"expected {cfg.in_chans} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
+        h, w = x.shape[-2:]
+        if cfg.dynamic_img_size:
+            if h % cfg.patch_size or w % cfg.patch_size:
+                raise ValueError(f"input size {h}x{w} is not divisible by the patch size {cfg.patch_size}")
+        elif (h, w) != (cfg.img_size, cfg.img_size):
+            raise ValueError(
+                f"expected input resolution {cfg.img_size}x{cfg.img_size}, got {h}x{w}; build the model with "
+                f"img_size={h} (see ViT.resize / load_state_dict_resampled) or dynamic_img_size=True"
+            )
+        self._input_hw = (h, w)
+
+    def _pos_embed_for_input(self) -> torch.Tensor:
+        # Decide by the grid, not the token count: a 64x16 input on a 32x32 model has the same
+        # 16 patches as the trained 4x4 grid but laid out 8x2, so it still needs resampling.
+        # resample_pos_embed returns pos_embed itself when the grid is unchanged.
+        h, w = self._input_hw
+        p = self.cfg.patch_size
+        return resample_pos_embed(self.pos_embed, (h // p, w // p), num_prefix_tokens=self.num_prefix_tokens)
+
+
+def load_state_dict_resampled(model: ViT, state_dict: dict[str, torch.Tensor], strict: bool = True):
+    """Load weights trained at another resolution, resampling ``pos_embed`` to this model's grid."""
+    sd = dict(state_dict)
+    pe = sd.get("pos_embed")
+    if pe is not None and pe.shape != model.pos_embed.shape:
+        g = model.cfg.grid_size
+        sd["pos_embed"] = resample_pos_embed(pe, (g, g), num_prefix_tokens=model.num_prefix_tokens)
+    return model.load_state_dict(sd, strict=strict)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
