@@ -67,19 +67,22 @@ def build_run_config(args, overrides: dict[str, str]):
 
 # -- subcommands ------------------------------------------------------------------------------------
 def cmd_train(args, rest: list[str]) -> int:
-    from .train import fit
+    from .configio import apply_overrides
+    from .train import RESUMABLE_KEYS, fit, load_run_config
 
     overrides = parse_overrides(rest)
-    cfg = build_run_config(args, overrides)
     if args.quiet:
-        from .configio import apply_overrides
-
-        cfg = apply_overrides(cfg, {"progress": False})
-    if args.resume and "optim.epochs" not in overrides:
-        from .train import load_run_config
-
-        cfg = load_run_config(args.resume)
-    run_dir = fit(cfg, resume=args.resume, overwrite=args.overwrite, argv=sys.argv)
+        overrides["progress"] = "false"
+    if args.resume:
+        fixed = sorted(set(overrides) - set(RESUMABLE_KEYS))
+        if fixed or args.config or args.size or args.recipe != "digits":
+            raise CLIError(f"--resume continues {args.resume} with its saved configuration; only "
+                           f"{', '.join('--' + k for k in RESUMABLE_KEYS)} may change, got "
+                           f"{fixed or [a for a in ('--config', '--size', '--recipe') if getattr(args, a[2:]) not in (None, 'digits')]}")
+        cfg = apply_overrides(load_run_config(args.resume), overrides)
+    else:
+        cfg = build_run_config(args, overrides)
+    run_dir = fit(cfg, resume=args.resume, overwrite=args.overwrite, argv=args.argv)
     final = json.loads((run_dir / "metrics.json").read_text())
     print(f"run folder: {run_dir}")
     print(f"test accuracy {final['test_acc']:.4f} after {final['epochs']} epochs, "
@@ -160,7 +163,7 @@ def cmd_models(args, rest: list[str]) -> int:
             params = count_params(ViT(cfg))
         flops = forward_flops(cfg)
         print(f"ViT-{name.split('/')[0]:<4} {patch:>5} {cfg.dim:>5} {cfg.depth:>5} {cfg.heads:>5} "
-              f"{int(cfg.dim * cfg.mlp_ratio):>5} {params:>13,} {flops / 1e9:>9.2f} {flops / 2e9:>8.2f}")
+              f"{int(round(cfg.dim * cfg.mlp_ratio, 6)):>5} {params:>13,} {flops / 1e9:>9.2f} {flops / 2e9:>8.2f}")
     print("GFLOPs: forward, per image, 2 x multiply-accumulates (PyTorch FlopCounterMode).")
     return 0
 
@@ -212,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
+    args.argv = sys.argv if argv is None else ["vitlab", *argv]  # the command argv.json records
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     from .train import CheckpointError, TrainingDiverged
 

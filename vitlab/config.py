@@ -5,12 +5,12 @@ files map onto these classes through ``vitlab.configio``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 POOLS = ("token", "avg", "max")
 INITS = ("trunc_normal", "kaiming_fan_out")
 ATTN_IMPLS = ("sdpa", "explicit")
-POS_INITS = ("normal", "sincos")
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,6 @@ class ModelConfig:
     drop_path: float = 0.0  # stochastic depth, the largest rate (reached by the last block)
     norm_eps: float = 1e-6
     init: str = "trunc_normal"  # trunc_normal | kaiming_fan_out
-    pos_init: str = "normal"  # normal (trunc-normal, std 0.02) | sincos (2-D sine-cosine start, still learned)
     attn_impl: str = "sdpa"  # sdpa | explicit
     dynamic_img_size: bool = False
 
@@ -70,7 +69,7 @@ def _check_model(c: ModelConfig) -> None:
         raise ValueError(
             f"model.dim={c.dim} is not divisible by model.heads={c.heads}: each head needs dim/heads features"
         )
-    if c.mlp_ratio <= 0:
+    if not c.mlp_ratio > 0:  # written so that NaN fails too
         raise ValueError(f"model.mlp_ratio must be > 0, got {c.mlp_ratio}")
     for name in ("dropout", "attn_dropout", "drop_path"):
         value = getattr(c, name)
@@ -82,10 +81,6 @@ def _check_model(c: ModelConfig) -> None:
         raise ValueError("model.pool='token' needs model.class_token=True; use pool='avg' or 'max' without it")
     if c.init not in INITS:
         raise ValueError(f"model.init={c.init!r} is not one of {INITS}")
-    if c.pos_init not in POS_INITS:
-        raise ValueError(f"model.pos_init={c.pos_init!r} is not one of {POS_INITS}")
-    if c.pos_init == "sincos" and c.dim % 4:
-        raise ValueError(f"model.pos_init='sincos' needs model.dim divisible by 4, got dim={c.dim}")
     if c.attn_impl not in ATTN_IMPLS:
         raise ValueError(f"model.attn_impl={c.attn_impl!r} is not one of {ATTN_IMPLS}")
 
@@ -154,17 +149,17 @@ class OptimConfig:
             raise ValueError(f"optim.epochs must be > 0, got {self.epochs}")
         if self.batch_size <= 0:
             raise ValueError(f"optim.batch_size must be > 0, got {self.batch_size}")
-        if not self.lr > 0:
+        if not (self.lr > 0 and math.isfinite(self.lr)):  # NaN and inf fail too
             raise ValueError(f"optim.lr must be > 0, got {self.lr}")
-        if self.min_lr < 0 or self.min_lr > self.lr:
+        if not 0 <= self.min_lr <= self.lr:
             raise ValueError(f"optim.min_lr must be in [0, lr={self.lr}], got {self.min_lr}")
-        if self.warmup_epochs < 0:
+        if not self.warmup_epochs >= 0:
             raise ValueError(f"optim.warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        if self.weight_decay < 0:
+        if not self.weight_decay >= 0:
             raise ValueError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.grad_clip < 0:
+        if not self.grad_clip >= 0:
             raise ValueError(f"optim.grad_clip must be >= 0, got {self.grad_clip}")
 
 

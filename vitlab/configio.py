@@ -117,8 +117,8 @@ def apply_overrides(cfg, overrides: dict[str, Any]):
     return from_dict(type(cfg), data)
 
 
-def load_config_file(path: str | Path, cls=RunConfig):
-    """A full or partial run config from JSON or TOML; missing keys keep their defaults."""
+def load_config_file(path: str | Path) -> dict:
+    """A full or partial run config from JSON or TOML as a nested dict, to ``merge`` over a config."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")

@@ -5,7 +5,7 @@ from .drop_path import DropPath
 from .init import INIT_SCHEMES, init_weights
 from .mlp import MLP
 from .patch_embed import PatchEmbed
-from .pos_embed import resample_pos_embed, sincos_2d
+from .pos_embed import resample_pos_embed
 
 __all__ = ["Attention", "Block", "DropPath", "INIT_SCHEMES", "MLP", "PatchEmbed", "init_weights",
-           "resample_pos_embed", "sincos_2d"]
+           "resample_pos_embed"]

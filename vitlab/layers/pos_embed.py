@@ -38,22 +38,3 @@ def resample_pos_embed(pos_embed: torch.Tensor, new_grid: tuple[int, int], *, nu
     grid = grid.to(pos_embed.dtype).permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], dim)
     return torch.cat([prefix, grid], dim=1)  # (1, prefix + H*W, D)
 
-
-def sincos_2d(grid: int, dim: int, temperature: float = 10_000.0) -> torch.Tensor:
-    """2-D sine-cosine position codes (MAE, He et al. 2022; "Simple ViT", Beyer et al. 2022).
-
-    A quarter of the channels each for sin/cos of the row and of the column at
-    geometric frequencies. Used here as a starting point for the learned embedding, so
-    tokens know their place from step one instead of learning it from data.
-
-    Shape:
-        -> (grid*grid, dim), rows in row-major patch order.
-    """
-    if dim % 4:
-        raise ValueError(f"sincos position codes need dim divisible by 4, got dim={dim}")
-    y, x = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64),
-                          indexing="ij")
-    omega = 1.0 / temperature ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))  # (D/4,)
-    y = y.flatten()[:, None] * omega[None]  # (G*G, D/4)
-    x = x.flatten()[:, None] * omega[None]
-    return torch.cat([x.sin(), x.cos(), y.sin(), y.cos()], dim=1).float()  # (G*G, D)

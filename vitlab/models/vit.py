@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from ..layers import Block, PatchEmbed, init_weights, resample_pos_embed, sincos_2d
+from ..layers import Block, PatchEmbed, init_weights, resample_pos_embed
+from ..layers.init import trunc_normal_std_
 
 
 class ViT(nn.Module):
@@ -48,12 +49,7 @@ class ViT(nn.Module):
         if self.pos_embed.is_meta:
             return
         self.apply(partial(init_weights, scheme=self.cfg.init))
-        if self.cfg.pos_init == "sincos":
-            with torch.no_grad():
-                self.pos_embed.zero_()  # the class token's slot has no position
-                self.pos_embed[0, self.num_prefix_tokens:] = sincos_2d(self.cfg.grid_size, self.cfg.dim)
-        else:
-            nn.init.trunc_normal_(self.pos_embed, std=0.02, a=-0.04, b=0.04)
+        trunc_normal_std_(self.pos_embed, std=0.02)
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=1e-6)
 
@@ -64,11 +60,11 @@ class ViT(nn.Module):
     # -- the model surface ------------------------------------------------------------------
     def forward_features(self, x: torch.Tensor, return_weights: bool = False):
         """Tokens after the final norm, (B, N, D); with ``return_weights`` also each block's (B, H, N, N)."""
-        self._check_input(x)
+        grid = self._check_input(x)
         x = self.to_patch_embedding(x)  # (B, N_p, D)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 1 + N_p, D)
-        x = self.pos_drop(x + self._pos_embed_for_input())
+        x = self.pos_drop(x + self._pos_embed_for(grid))
         weights = []
         for block in self.blocks:
             if return_weights:
@@ -93,7 +89,8 @@ class ViT(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     # -- helpers ----------------------------------------------------------------------------
-    def _check_input(self, x: torch.Tensor) -> None:
+    def _check_input(self, x: torch.Tensor) -> tuple[int, int]:
+        """Validate an input batch and return its patch grid (rows, cols)."""
         cfg = self.cfg
         if x.ndim != 4:
             raise ValueError(f"expected images of shape (B, C, H, W), got shape {tuple(x.shape)}")
@@ -106,17 +103,16 @@ class ViT(nn.Module):
         elif (h, w) != (cfg.img_size, cfg.img_size):
             raise ValueError(
                 f"expected input resolution {cfg.img_size}x{cfg.img_size}, got {h}x{w}; build the model with "
-                f"img_size={h} (see ViT.resize / load_state_dict_resampled) or dynamic_img_size=True"
+                f"img_size={h} and load the weights with load_state_dict_resampled, or set dynamic_img_size=True"
             )
-        self._input_hw = (h, w)
+        return h // cfg.patch_size, w // cfg.patch_size
 
-    def _pos_embed_for_input(self) -> torch.Tensor:
+    def _pos_embed_for(self, grid: tuple[int, int]) -> torch.Tensor:
         # Decide by the grid, not the token count: a 64x16 input on a 32x32 model has the same
         # 16 patches as the trained 4x4 grid but laid out 8x2, so it still needs resampling.
         # resample_pos_embed returns pos_embed itself when the grid is unchanged.
-        h, w = self._input_hw
-        p = self.cfg.patch_size
-        return resample_pos_embed(self.pos_embed, (h // p, w // p), num_prefix_tokens=self.num_prefix_tokens)
+        return resample_pos_embed(self.pos_embed, grid, num_prefix_tokens=self.num_prefix_tokens,
+                                  old_grid=(self.cfg.grid_size, self.cfg.grid_size))
 
 
 def load_state_dict_resampled(model: ViT, state_dict: dict[str, torch.Tensor], strict: bool = True):

@@ -35,6 +35,8 @@ from .schedule import warmup_cosine
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.safetensors"
+# What `--resume` may change: everything else is the saved run's configuration.
+RESUMABLE_KEYS = ("optim.epochs", "progress", "device", "threads")
 
 
 class TrainingDiverged(RuntimeError):
@@ -83,7 +85,7 @@ def evaluate(model: torch.nn.Module, data: ImageSet, normalize: Normalize, batch
         preds.append(logits.argmax(-1).cpu())
     model.train(was_training)
     pred = torch.cat(preds)
-    acc = (pred == data.labels.cpu()).float().mean().item()
+    acc = int((pred == data.labels.cpu()).sum()) / len(data)
     return {"loss": total_loss / len(data), "acc": acc, "pred": pred}
 
 
@@ -112,19 +114,20 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
     if resume is not None:
         resume = Path(resume)
         saved = load_run_config(resume)
-        # A resumed run may train for more epochs; nothing else may change under it.
-        cfg = replace(saved, optim=replace(saved.optim, epochs=max(cfg.optim.epochs, saved.optim.epochs))
-                      if cfg.optim.epochs != saved.optim.epochs else saved.optim,
-                      out_dir=str(resume.parent), name=resume.name, progress=cfg.progress)
-    run_dir = prepare_run_dir(cfg, resume=resume is not None, overwrite=overwrite)
+        # A resumed run continues its saved configuration: it may train for more epochs, on
+        # another device or thread count, with or without progress bars; nothing else changes.
+        cfg = replace(saved, optim=replace(saved.optim, epochs=max(cfg.optim.epochs, saved.optim.epochs)),
+                      out_dir=str(resume.parent), name=resume.name, progress=cfg.progress, device=cfg.device,
+                      threads=cfg.threads)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    seed_everything(cfg.seed)
 
-    # -- data, held on the device as uint8 once ----------------------------------------------
+    # -- data, held on the device as uint8 once (checked before any folder is made) -------------
     train, test = load_data(cfg.data)
     check_data_fits_model(cfg, train)
+    run_dir = prepare_run_dir(cfg, resume=resume is not None, overwrite=overwrite)
+    seed_everything(cfg.seed)
     mean, std = train.channel_stats()
     normalize = Normalize(mean, std).to(device)
     augment = build_augment(cfg.data).to(device)
@@ -141,6 +144,7 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
     if resume is not None:
         start_epoch, step, train_time = _restore(run_dir / CHECKPOINT, model, optimizer, device)
         _truncate_metrics(metrics_path, start_epoch)
+        save_json(run_dir / "config.json", to_dict(cfg))  # may now ask for more epochs than before
         log.info("resumed %s at epoch %d (step %d)", run_dir, start_epoch, step)
     else:
         save_json(run_dir / "config.json", to_dict(cfg))
@@ -185,10 +189,11 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 bar.close()
+                kept = (f"the last good checkpoint (epoch {epoch}) is kept in {run_dir / CHECKPOINT}"
+                        if (run_dir / CHECKPOINT).exists() else "no epoch had finished, so there is no checkpoint")
                 raise TrainingDiverged(
-                    f"loss became {loss_value} at step {step} (epoch {epoch + 1}); stopped before the update. "
-                    f"The last good checkpoint is kept in {run_dir / CHECKPOINT}; try a lower optim.lr "
-                    f"(now {cfg.optim.lr})")
+                    f"loss became {loss_value} at step {step} (epoch {epoch + 1}); stopped before the update; "
+                    f"{kept}. Try a lower optim.lr (now {cfg.optim.lr})")
             optimizer.step()
             step += 1
             # log
