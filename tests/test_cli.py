@@ -264,3 +264,18 @@ def test_parse_overrides():
                             "--model.qkv_bias", "--seed", "-3"]) == {
         "model.depth": "6", "optim.lr": "3e-3", "progress": "false", "optim.batch_size": "8",
         "model.qkv_bias": "true", "seed": "-3"}
+
+
+def test_rf_prints_the_hand_worked_receptive_fields(capsys):
+    # conv3p1 -> conv3p1 -> maxpool2s2 -> conv3s2p1, on 32 pixels, worked by hand:
+    # r: 3, 3+2*1=5, 5+1*1=6, 6+2*2=10; jump: 1, 1, 2, 4; size: 32, 32, 16, 8.
+    code, out, _ = run_cli(capsys, "rf", "conv3p1,conv3p1,maxpool2s2,conv3s2p1", "--input-size", "32")
+    assert code == 0
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
+    assert [(r[1], int(r[6]), int(r[7]), int(r[9])) for r in rows] == [
+        ("conv3p1", 3, 1, 32), ("conv3p1", 5, 1, 32), ("maxpool2s2", 6, 2, 16), ("conv3s2p1", 10, 4, 8)]
+
+
+def test_rf_bad_spec_exits_2_with_the_grammar(capsys):
+    code, _, err = run_cli(capsys, "rf", "conv3x")
+    assert code == 2 and "conv3x" in err and "dilation" in err

@@ -58,8 +58,8 @@ def test_optim_invariants(kwargs, fragments):
 
 
 @pytest.mark.parametrize("kwargs, fragments", [
-    (dict(test_fraction=0.0), ["test_fraction", "0.0"]),
-    (dict(test_fraction=1.0), ["test_fraction", "1.0"]),
+    (dict(val_split=0.0), ["val_split", "0.0"]),
+    (dict(val_split=1.0), ["val_split", "1.0"]),
     (dict(augment="cutmix"), ["augment", "'cutmix'", "none", "digits"]),
 ])
 def test_data_invariants(kwargs, fragments):

@@ -13,7 +13,7 @@ def test_to_dict_from_dict_round_trip_through_json():
         model=ModelConfig(img_size=32, patch_size=4, in_chans=1, num_classes=7, dim=48, depth=3, heads=6,
                           mlp_ratio=3.0, qkv_bias=False, pool="max", drop_path=0.2, init="kaiming_fan_out",
                           attn_impl="explicit", dynamic_img_size=True),
-        data=DataConfig(test_fraction=0.3, split_seed=5, augment="none", rotate=7.5),
+        data=DataConfig(val_split=0.3, split_seed=5, augment="none", rotate=7.5),
         optim=OptimConfig(epochs=3, batch_size=16, lr=3e-3, min_lr=1e-6, betas=(0.8, 0.95), grad_clip=0.0),
         name="x", out_dir="/somewhere", seed=11, device="cpu", threads=2, progress=False,
     )
@@ -35,7 +35,7 @@ def test_valid_keys_are_the_dotted_leaf_fields():
     keys = valid_keys()
     assert "model.dim" in keys and "optim.betas" in keys and "data.augment" in keys and "seed" in keys
     assert "model" not in keys and "optim" not in keys
-    n_leaves = sum(len(c.__dataclass_fields__) for c in (ModelConfig, DataConfig, OptimConfig)) + 6  # name, out_dir, seed, device, threads, progress
+    n_leaves = sum(len(c.__dataclass_fields__) for c in (ModelConfig, DataConfig, OptimConfig)) + 8  # name, out_dir, seed, device, threads, progress, ckpt_every, keep_last
     assert len(keys) == len(set(keys)) == n_leaves
 
 

@@ -86,7 +86,8 @@ def test_run_learns_digits(trained):
 def test_run_folder_contents(trained):
     cfg, run_dir = trained
     assert {p.name for p in run_dir.iterdir()} == {"config.json", "argv.json", "metrics.jsonl", "metrics.json",
-                                                    "model.safetensors", "checkpoint.safetensors", "curves.png"}
+                                                    "model.safetensors", "checkpoint.safetensors", "curves.png",
+                                                    "best.safetensors"}  # issue 6: the best epoch's checkpoint
     assert load_run_config(run_dir) == cfg
     assert json.loads((run_dir / "argv.json").read_text()) == ["vitlab", "train", "--test"]
 

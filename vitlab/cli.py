@@ -1,9 +1,11 @@
 """The ``vitlab`` command line: it builds configs and calls the library, nothing more.
 
     vitlab train [--recipe digits] [--config FILE] [--size S] [--model.depth 6 ...] [--resume RUN]
+                 [--ckpt-every N] [--keep-last K]
     vitlab eval RUN
     vitlab predict RUN IMAGE... [--top-k 3]
     vitlab models [--img-size 224 --num-classes 1000 --in-chans 3]
+    vitlab rf SPEC [--input-size N]
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from pathlib import Path
 log = logging.getLogger("vitlab")
 
 # Short flags for the most used keys; every other key is reachable as --section.key VALUE.
-ALIASES = {"epochs": "optim.epochs", "batch_size": "optim.batch_size", "lr": "optim.lr", "data": "data.name"}
+ALIASES = {"epochs": "optim.epochs", "batch_size": "optim.batch_size", "lr": "optim.lr", "data": "data.name",
+           "val_split": "data.val_split"}
 
 
 class CLIError(ValueError):
@@ -71,6 +74,9 @@ def cmd_train(args, rest: list[str]) -> int:
     from .train import RESUMABLE_KEYS, fit, load_run_config
 
     overrides = parse_overrides(rest)
+    for key in ("ckpt_every", "keep_last"):
+        if getattr(args, key) is not None:
+            overrides[key] = str(getattr(args, key))
     if args.quiet:
         overrides["progress"] = "false"
     if args.resume:
@@ -168,6 +174,15 @@ def cmd_models(args, rest: list[str]) -> int:
     return 0
 
 
+def cmd_rf(args, rest: list[str]) -> int:
+    from .analysis import format_table, parse_spec, receptive_field
+
+    _no_extra(rest)
+    specs = parse_spec(args.spec)
+    print(format_table(receptive_field(specs, input_size=args.input_size)))
+    return 0
+
+
 def _no_extra(rest: list[str]) -> None:
     if rest:
         raise CLIError(f"unexpected arguments {rest}")
@@ -188,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", help="model size from the table: Ti, S, B, L, H (sets width/depth/heads/mlp/patch)")
     p.add_argument("--resume", metavar="RUN", help="continue the run folder RUN from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+    p.add_argument("--ckpt-every", metavar="N", dest="ckpt_every", type=int,
+                   help="also checkpoint every N optimiser steps (config key ckpt_every; 0: epoch ends only)")
+    p.add_argument("--keep-last", metavar="K", dest="keep_last", type=int,
+                   help="keep the last K checkpoints as checkpoint-stepNNNNNN.safetensors (config key keep_last)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
@@ -209,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-chans", type=int, default=3)
     p.add_argument("--patch-size", type=int, default=0, help="override every size's patch (0: the table's)")
     p.set_defaults(func=cmd_models)
+    p = sub.add_parser("rf", help="receptive field, jump and start per layer of a convolution/pooling stack",
+                       description="SPEC is a comma-separated stack, e.g. 'conv3s1p1,maxpool2s2,conv3s2p1d2' "
+                                   "(k kernel, s stride, p padding, d dilation; defaults s1 p0 d1).")
+    p.add_argument("spec", help="the stack, e.g. conv3p1,conv3p1,maxpool2s2 or conv16s16 (a ViT-B/16 patch)")
+    p.add_argument("--input-size", type=int, default=None, help="also print each layer's output size")
+    p.set_defaults(func=cmd_rf)
     return parser
 
 
@@ -217,13 +242,19 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     args.argv = sys.argv if argv is None else ["vitlab", *argv]  # the command argv.json records
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
-    from .train import CheckpointError, TrainingDiverged
+    from .train import CheckpointError, TrainingDiverged, TrainingInterrupted, TrainingOutOfMemory
 
+    # Expected failures (bad input, a broken file, a diverged or out-of-memory run) are one line on
+    # stderr and exit status 2, never a traceback; docs/errors.md lists each with its test.
     try:
         return args.func(args, rest)
-    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError, TrainingDiverged) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError, TrainingDiverged,
+            TrainingOutOfMemory) as e:
         print(f"vitlab {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as e:  # a checkpoint was saved; the message says how to resume
+        print(f"vitlab {args.command}: {e}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print(f"vitlab {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -115,19 +115,26 @@ def _size_key(name: str) -> str:
 class DataConfig:
     """Where images come from and how a batch is augmented on the model's device."""
 
-    name: str = "digits"  # digits (more sources arrive with the data issue)
-    test_fraction: float = 0.2  # for sources without a fixed test split: a stratified split
-    split_seed: int = 0  # the split is fixed, independent of the training seed
-    augment: str = "digits"  # none | digits (translate/rotate/scale)
+    name: str = "digits"  # digits | mnist:PATH | fashion-mnist[:PATH] | cifar10:PATH | folder:PATH
+    val_split: float = 0.2  # sources without a fixed test split (digits, a folder without test/): held-out fraction
+    split_seed: int = 0  # that split is stratified and fixed, independent of the training seed
+    img_size: int = 0  # folder: resize every image to img_size × img_size; 0 keeps the size (all must agree)
+    channels: int = 0  # folder: 1 (L) or 3 (RGB); 0 infers it from the first image (L -> 1, else 3)
+    skip_bad: bool = False  # folder: skip unreadable images with a warning instead of failing
+    augment: str = "none"  # none | digits (small translate/rotate/scale)
     translate: float = 0.125  # fraction of the image size
     rotate: float = 10.0  # degrees
     scale: float = 0.1  # ± fraction
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"data.test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.augment not in ("none", "digits"):
             raise ValueError(f"data.augment={self.augment!r} is not one of ('none', 'digits')")
+        if not 0.0 < self.val_split < 1.0:
+            raise ValueError(f"data.val_split must be in (0, 1), got {self.val_split}")
+        if self.img_size < 0:
+            raise ValueError(f"data.img_size must be >= 0 (0 keeps the images' size), got {self.img_size}")
+        if self.channels not in (0, 1, 3):
+            raise ValueError(f"data.channels must be 0 (infer), 1 (grey) or 3 (RGB), got {self.channels}")
 
 
 @dataclass(frozen=True)
@@ -176,6 +183,15 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
     progress: bool = True
+    ckpt_every: int = 0  # also checkpoint every N optimiser steps inside an epoch; 0: only at epoch ends
+    keep_last: int = 1  # checkpoints kept: 1 keeps checkpoint.safetensors only; K > 1 adds checkpoint-stepNNNNNN files
+
+    def __post_init__(self) -> None:
+        if isinstance(self.ckpt_every, bool) or not isinstance(self.ckpt_every, int) or self.ckpt_every < 0:
+            raise ValueError(f"ckpt_every must be an integer >= 0 (0 turns mid-epoch checkpoints off), "
+                             f"got {self.ckpt_every!r}")
+        if isinstance(self.keep_last, bool) or not isinstance(self.keep_last, int) or self.keep_last < 1:
+            raise ValueError(f"keep_last must be an integer >= 1, got {self.keep_last!r}")
 
 
 def with_changes(cfg, **changes):

@@ -128,8 +128,9 @@ def negative_weights(z1: torch.Tensor, z2: torch.Tensor, temperature: float,
     two_n, cols = sim.shape
     if cols - 2 < 1:
         raise ValueError(f"no negatives with N={two_n // 2} and K={cols - two_n}: need 2N - 2 + K >= 1")
+    anchors = torch.arange(two_n, device=sim.device)
     not_negative = torch.eye(two_n, cols, dtype=torch.bool, device=sim.device)  # self ...
-    not_negative[torch.arange(two_n, device=sim.device), _positive_index(two_n // 2, sim.device)] = True  # ... and positive
+    not_negative[anchors, _positive_index(two_n // 2, sim.device)] = True  # ... and positive
     return (sim / tau).masked_fill(not_negative, float("-inf")).softmax(dim=1)  # (2N, 2N + K)
 
 

@@ -24,14 +24,21 @@ Distill 2019 (https://distill.pub/2019/computing-receptive-fields/), and Dang Ha
 Coordinates here are pixel indices: the centre of input pixel 0 is 0 (the guide puts it
 at 0.5), so ``start`` is a whole or a half number.
 
-``r`` is the extent, not a count: a dilated kernel (or a stride larger than the kernel)
-leaves holes, e.g. a lone 3×3 convolution with dilation 2 sees pixels 0, 2, 4 of a
-5-pixel extent. ``tests/test_receptive_field.py`` checks every number against the
-gradient and the impulse response of the real PyTorch layers.
+Two caveats, both shown in ``tests/test_receptive_field.py``:
+
+* ``r`` is the extent, not a count: a dilated kernel (or a stride larger than the kernel)
+  leaves holes, e.g. a lone 3×3 convolution with dilation 2 sees pixels 0, 2, 4 of a
+  5-pixel extent.
+* Clipped to the image, the extent is exact for units away from the border but only an
+  upper bound at it: where a later layer pads an intermediate map, the pixels that only
+  the missing (padded) unit would have seen drop out — with dilated taps, or when a
+  strided layer already dropped the last rows of its input.
+
+The tests check every number against the gradient and the impulse response of the real
+PyTorch layers.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 

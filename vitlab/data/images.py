@@ -13,6 +13,19 @@ def load_image(path: str | Path, *, channels: int, size: int | None = None, inve
 
     Resizing uses PIL's bicubic filter, which antialiases when shrinking.
     """
+    arr = read_image_array(path, channels=channels, size=size)
+    if invert:
+        arr = 255 - arr
+    return torch.from_numpy(arr.copy())  # a writable, contiguous copy
+
+
+def read_image_array(path: str | Path, *, channels: int, size: int | None = None) -> np.ndarray:
+    """An image file as a uint8 numpy array (C, H, W); ``load_image`` without torch, for bulk loading.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        ValueError: PIL cannot decode it (not an image, truncated, corrupt); the message names the file.
+    """
     path = Path(path)
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
@@ -24,9 +37,6 @@ def load_image(path: str | Path, *, channels: int, size: int | None = None, inve
             if size is not None and img.size != (size, size):
                 img = img.resize((size, size), Image.Resampling.BICUBIC)
             arr = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"cannot read image {path}: {e}") from e
-    if invert:
-        arr = 255 - arr
-    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, H, W)
-    return torch.from_numpy(arr.copy())  # a writable, contiguous copy
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (H, W[, C]) -> (C, H, W)

@@ -96,6 +96,11 @@ class ViT(nn.Module):
             raise ValueError(f"expected images of shape (B, C, H, W), got shape {tuple(x.shape)}")
         if x.shape[1] != cfg.in_chans:
             raise ValueError(f"expected {cfg.in_chans} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
+        if (x.is_floating_point() and not x.is_meta and not torch.compiler.is_compiling()
+                and not torch.isfinite(x).all()):
+            bad = (~torch.isfinite(x)).sum().item()
+            raise ValueError(f"input holds {bad} NaN or Inf value(s) (input shape {tuple(x.shape)}): "
+                             f"check the data and its normalisation")
         h, w = x.shape[-2:]
         if cfg.dynamic_img_size:
             if h % cfg.patch_size or w % cfg.patch_size:

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -111,3 +114,73 @@ def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.
         idx, key = name.split(".", 1)
         state.setdefault(int(idx), {})[key] = value
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def link_or_copy(src: str | Path, dst: str | Path) -> None:
+    """Make ``dst`` hold the bytes of ``src``, atomically: a hard link where the file system allows
+    one (no second copy on disk), otherwise a copy; either way through a temporary name and a rename."""
+    src, dst = Path(src), Path(dst)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        os.unlink(tmp)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- weights from elsewhere: safetensors, or a torch.save'd state dict loaded without running code ----
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict (name -> tensor) from a ``.safetensors`` file or a ``torch.save``'d one.
+
+    Pickle files (``.pt``, ``.pth``, ``.bin``, ``.ckpt``) are opened with ``torch.load(weights_only=True)``,
+    whose unpickler builds only tensors and plain containers; a file that needs any other class (that
+    is, arbitrary code) to load is refused, never executed. A training checkpoint or a dict with a
+    ``state_dict``/``model`` entry yields the model's tensors.
+
+    Raises:
+        CheckpointError: naming the file, when it is missing, unreadable, needs code to load, or holds
+            something other than a mapping of names to tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file {path} does not exist")
+    if path.suffix == ".safetensors":
+        tensors, _ = load_tensors(path)
+        if any(k.startswith("model.") for k in tensors):  # a vitlab training checkpoint
+            tensors = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        return tensors
+    if path.suffix not in PICKLE_SUFFIXES:
+        raise CheckpointError(f"weights file {path}: unknown format {path.suffix!r}; expected .safetensors or "
+                              f"a torch.save'd state dict ({', '.join(PICKLE_SUFFIXES)})")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's restricted unpickler: "Unsupported global: GLOBAL os.system ..." when the file names a
+        # class or function to run; other reasons ("Unsupported operand") mean the bytes are not a pickle
+        reason = next((line.split("WeightsUnpickler error:", 1)[1].strip() for line in str(e).splitlines()
+                       if "WeightsUnpickler error:" in line), str(e).splitlines()[0] if str(e) else "")
+        if "Unsupported global" not in reason:
+            raise CheckpointError(f"weights file {path} is unreadable (truncated or corrupted?): {reason}") from e
+        raise CheckpointError(
+            f"refusing to load {path}: it needs arbitrary code to unpickle, which torch.load(weights_only=True) "
+            f"does not run ({reason.split(' was not an allowed global')[0]}). Load it only if you trust it, "
+            f"and convert it to a plain state dict or safetensors") from e
+    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"weights file {path} is unreadable (truncated or corrupted?): {e}") from e
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
+        raise CheckpointError(f"weights file {path} holds a {type(obj).__name__}, not a state dict of "
+                              f"name -> tensor")
+    return obj

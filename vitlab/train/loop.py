@@ -3,15 +3,26 @@
 Per step: learning rate -> augment -> forward/loss -> backward -> clip -> step -> log.
 Per epoch: evaluate -> append metrics -> checkpoint. The loop knows the model only
 through ``forward`` and the data only as in-memory uint8 tensors.
+
+Checkpoints (``checkpoint.safetensors``) are written at each epoch end, every ``ckpt_every``
+steps and on Ctrl-C. Each holds the model, the AdamW state, the step (the learning rate is a
+pure function of it), every random state, and inside an epoch the batches done and the running
+sums of the epoch's metrics; the data order is a pure function of (seed, epoch). A resumed run
+therefore retraces an uninterrupted one bit for bit on CPU.
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
 import math
 import random
+import re
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,8 +37,8 @@ from ..configio import from_dict, save_json, to_dict
 from ..data import ImageSet, Normalize, batch_indices, build_augment, epoch_order, load_data, num_batches
 from ..models import ViT, count_params
 from .artifacts import save_model
-from .checkpoint import (CheckpointError, load_model_state, load_tensors, optimizer_from_tensors,
-                         optimizer_to_tensors, save_tensors)
+from .checkpoint import (CheckpointError, atomic_write_bytes, link_or_copy, load_model_state, load_tensors,
+                         optimizer_from_tensors, optimizer_to_tensors, save_tensors)
 from .optim import build_optimizer
 from .plots import plot_curves
 from .schedule import warmup_cosine
@@ -36,11 +47,22 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.safetensors"
 # What `--resume` may change: everything else is the saved run's configuration.
-RESUMABLE_KEYS = ("optim.epochs", "progress", "device", "threads")
+RESUMABLE_KEYS = ("optim.epochs", "progress", "device", "threads", "ckpt_every", "keep_last")
+BEST = "best.safetensors"  # the epoch checkpoint with the highest test_acc (in its header)
+STEP_CHECKPOINT = "checkpoint-step{step:06d}.safetensors"  # the last keep_last of them, when keep_last > 1
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during training: a checkpoint of the current step was saved; the message says
+    how to resume."""
+
+
+class TrainingOutOfMemory(RuntimeError):
+    """The device ran out of memory in a training step; the message suggests a smaller batch."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -118,7 +140,7 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
         # another device or thread count, with or without progress bars; nothing else changes.
         cfg = replace(saved, optim=replace(saved.optim, epochs=max(cfg.optim.epochs, saved.optim.epochs)),
                       out_dir=str(resume.parent), name=resume.name, progress=cfg.progress, device=cfg.device,
-                      threads=cfg.threads)
+                      threads=cfg.threads, ckpt_every=cfg.ckpt_every, keep_last=cfg.keep_last)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -139,13 +161,14 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
     steps_per_epoch = num_batches(len(train), cfg.optim.batch_size, drop_last=True)
     total_steps = cfg.optim.epochs * steps_per_epoch
     warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
-    start_epoch, step, train_time = 0, 0, 0.0
+    start_epoch, step, train_time, resumed_epoch = 0, 0, 0.0, None
     metrics_path = run_dir / "metrics.jsonl"
     if resume is not None:
-        start_epoch, step, train_time = _restore(run_dir / CHECKPOINT, model, optimizer, device)
+        start_epoch, step, train_time, resumed_epoch = _restore(run_dir / CHECKPOINT, model, optimizer, device)
         _truncate_metrics(metrics_path, start_epoch)
         save_json(run_dir / "config.json", to_dict(cfg))  # may now ask for more epochs than before
-        log.info("resumed %s at epoch %d (step %d)", run_dir, start_epoch, step)
+        log.info("resumed %s at epoch %d (step %d%s)", run_dir, start_epoch, step,
+                 f", batch {resumed_epoch[0]} of epoch {start_epoch + 1}" if resumed_epoch else "")
     else:
         save_json(run_dir / "config.json", to_dict(cfg))
         (run_dir / "argv.json").write_text(json.dumps(argv if argv is not None else sys.argv) + "\n")
@@ -157,66 +180,95 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu",
                                                                                                       enabled=False)
     ckpt_meta = {"mean": mean, "std": std, "classes": train.classes}
-    epoch = start_epoch
-    for epoch in range(start_epoch, cfg.optim.epochs):
-        model.train()
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        order = epoch_order(len(train), cfg.seed, epoch).to(device)
-        bar = tqdm(batch_indices(order, cfg.optim.batch_size, drop_last=True), total=steps_per_epoch,
-                   desc=f"epoch {epoch + 1}/{cfg.optim.epochs}", disable=not cfg.progress, leave=False,
-                   dynamic_ncols=True)
-        for idx in bar:
-            # learning rate for this step
-            lr = warmup_cosine(step, total_steps=total_steps, warmup_steps=warmup_steps,
-                               base_lr=cfg.optim.lr, min_lr=cfg.optim.min_lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            # batch: slice, scale to [0, 1], augment, standardise
-            x = train_dev.images[idx].float().div_(255)
-            y = train_dev.labels[idx]
-            x = normalize(augment(x))
-            # forward, loss, backward, clip, step
-            with amp:
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                bar.close()
-                kept = (f"the last good checkpoint (epoch {epoch}) is kept in {run_dir / CHECKPOINT}"
-                        if (run_dir / CHECKPOINT).exists() else "no epoch had finished, so there is no checkpoint")
-                raise TrainingDiverged(
-                    f"loss became {loss_value} at step {step} (epoch {epoch + 1}); stopped before the update; "
-                    f"{kept}. Try a lower optim.lr (now {cfg.optim.lr})")
-            optimizer.step()
-            step += 1
-            # log
-            loss_sum += loss.detach() * len(idx)
-            correct += (logits.argmax(-1) == y).sum()
-            seen += len(idx)
-            if cfg.progress:
-                bar.set_postfix(loss=f"{loss_value:.3f}", acc=f"{correct.item() / seen:.3f}", lr=f"{lr:.2e}",
-                                img_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
-        epoch_time = time.perf_counter() - t0
-        train_time += epoch_time
+    ckpts = _Checkpointer(run_dir, cfg, model, optimizer, ckpt_meta)
+    if resume is not None:
+        ckpts.last = (start_epoch, step)
+    best_acc = max((r["test_acc"] for r in _read_rows(metrics_path)), default=None)
+    with _DeferredInterrupt() as interrupt:
+        epoch = start_epoch
+        for epoch in range(start_epoch, cfg.optim.epochs):
+            model.train()
+            # running accumulators of the epoch; a mid-epoch checkpoint carries them over
+            if resumed_epoch is not None:
+                done, loss_sum, correct, seen, elapsed = resumed_epoch
+                loss_sum, correct = loss_sum.to(device), correct.to(device)
+                resumed_epoch = None
+            else:
+                done, elapsed, seen = 0, 0.0, 0
+                loss_sum = torch.zeros((), device=device)
+                correct = torch.zeros((), device=device, dtype=torch.long)
+            t0 = time.perf_counter() - elapsed
+            order = epoch_order(len(train), cfg.seed, epoch).to(device)
+            # the order is a pure function of (seed, epoch): a resumed epoch skips the batches done
+            batches = itertools.islice(batch_indices(order, cfg.optim.batch_size, drop_last=True), done, None)
+            bar = tqdm(batches, total=steps_per_epoch, initial=done, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
+                       disable=not cfg.progress, leave=False, dynamic_ncols=True)
+            for batch_no, idx in enumerate(bar, start=done + 1):
+                # learning rate for this step
+                lr = warmup_cosine(step, total_steps=total_steps, warmup_steps=warmup_steps,
+                                   base_lr=cfg.optim.lr, min_lr=cfg.optim.min_lr)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                with _out_of_memory_hint(cfg.optim.batch_size, device):
+                    # batch: slice, scale to [0, 1], augment, standardise
+                    x = train_dev.images[idx].float().div_(255)
+                    y = train_dev.labels[idx]
+                    x = normalize(augment(x))
+                    # forward, loss, backward, clip, step
+                    with amp:
+                        logits = model(x)
+                        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.optim.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                    loss_value = loss.item()
+                    if not math.isfinite(loss_value):
+                        bar.close()
+                        kept = (f"the last good checkpoint (epoch {ckpts.last[0]}, step {ckpts.last[1]}) is kept "
+                                f"in {run_dir / CHECKPOINT}" if ckpts.last is not None
+                                else "no checkpoint had been written yet")
+                        raise TrainingDiverged(
+                            f"loss became {loss_value} at step {step} (epoch {epoch + 1}); stopped before the "
+                            f"update; {kept}. Try a lower optim.lr (now {cfg.optim.lr})")
+                    optimizer.step()
+                step += 1
+                # log
+                loss_sum += loss.detach() * len(idx)
+                correct += (logits.argmax(-1) == y).sum()
+                seen += len(idx)
+                if cfg.progress:
+                    bar.set_postfix(loss=f"{loss_value:.3f}", acc=f"{correct.item() / seen:.3f}", lr=f"{lr:.2e}",
+                                    img_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
+                # mid-epoch checkpoint (every ckpt_every steps, or on Ctrl-C); the epoch's last step is
+                # checkpointed below, after evaluation
+                if batch_no < steps_per_epoch and (interrupt.requested or (
+                        cfg.ckpt_every and step % cfg.ckpt_every == 0)):
+                    ckpts.save(epoch, step, train_time, batch=batch_no, epoch_state={
+                        "loss_sum": loss_sum, "correct": correct, "seen": seen,
+                        "elapsed": time.perf_counter() - t0})
+                    if interrupt.requested:
+                        bar.close()
+                        raise TrainingInterrupted(_interrupted_message(run_dir, epoch, step))
+            epoch_time = time.perf_counter() - t0
+            train_time += epoch_time
 
-        # evaluate, record, checkpoint
-        ev = evaluate(model, test, normalize)
-        row = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": loss_sum.item() / seen,
-               "train_acc": correct.item() / seen, "test_loss": ev["loss"], "test_acc": ev["acc"],
-               "epoch_time_s": round(epoch_time, 4), "images_per_s": round(seen / epoch_time, 1)}
-        with open(metrics_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        _save_checkpoint(run_dir / CHECKPOINT, model, optimizer, cfg, epoch + 1, step, train_time, ckpt_meta)
-        log.info("epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.2e  %.0f img/s",
-                 epoch + 1, cfg.optim.epochs, row["train_loss"], row["train_acc"], ev["loss"], ev["acc"], lr,
-                 row["images_per_s"])
+            # evaluate, record, checkpoint
+            ev = evaluate(model, test, normalize)
+            row = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": loss_sum.item() / seen,
+                   "train_acc": correct.item() / seen, "test_loss": ev["loss"], "test_acc": ev["acc"],
+                   "epoch_time_s": round(epoch_time, 4), "images_per_s": round(seen / epoch_time, 1)}
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            ckpts.save(epoch + 1, step, train_time, test_acc=ev["acc"])
+            if best_acc is None or ev["acc"] > best_acc:  # ties keep the earlier epoch
+                best_acc = ev["acc"]
+                link_or_copy(run_dir / CHECKPOINT, run_dir / BEST)
+            log.info("epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.2e  %.0f img/s",
+                     epoch + 1, cfg.optim.epochs, row["train_loss"], row["train_acc"], ev["loss"], ev["acc"], lr,
+                     row["images_per_s"])
+            if interrupt.requested and epoch + 1 < cfg.optim.epochs:
+                raise TrainingInterrupted(_interrupted_message(run_dir, epoch + 1, step))
 
     # -- final artefacts ----------------------------------------------------------------------------
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
@@ -229,8 +281,38 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
     return run_dir
 
 
+class _Checkpointer:
+    """Writes checkpoint.safetensors (always the newest), keeps the last ``keep_last`` as
+    checkpoint-stepNNNNNN.safetensors when keep_last > 1, and remembers the last one written."""
+
+    def __init__(self, run_dir: Path, cfg: RunConfig, model, optimizer, extra: dict):
+        self.run_dir, self.cfg, self.model, self.optimizer, self.extra = run_dir, cfg, model, optimizer, extra
+        self.last: tuple[int, int] | None = None  # (finished epochs, step) of the newest checkpoint
+
+    def save(self, epoch: int, step: int, train_time: float, *, batch: int = 0, epoch_state: dict | None = None,
+             test_acc: float | None = None) -> None:
+        path = self.run_dir / CHECKPOINT
+        _save_checkpoint(path, self.model, self.optimizer, self.cfg, epoch, step, train_time, self.extra,
+                         batch=batch, epoch_state=epoch_state, test_acc=test_acc)
+        self.last = (epoch, step)
+        if self.cfg.keep_last > 1:
+            link_or_copy(path, self.run_dir / STEP_CHECKPOINT.format(step=step))
+            for old in step_checkpoints(self.run_dir)[:-self.cfg.keep_last]:
+                old.unlink(missing_ok=True)
+
+
+def step_checkpoints(run_dir: str | Path) -> list[Path]:
+    """The checkpoint-stepNNNNNN.safetensors files of a run, oldest first."""
+    found = [(int(m.group(1)), p) for p in Path(run_dir).glob("checkpoint-step*.safetensors")
+             if (m := re.fullmatch(r"checkpoint-step(\d+)\.safetensors", p.name))]
+    return [p for _, p in sorted(found)]
+
+
 def _save_checkpoint(path: Path, model, optimizer, cfg: RunConfig, epoch: int, step: int, train_time: float,
-                     extra: dict) -> None:
+                     extra: dict, *, batch: int = 0, epoch_state: dict | None = None,
+                     test_acc: float | None = None) -> None:
+    """``epoch`` counts finished epochs; ``batch`` the batches done of the next one (0 at an epoch end),
+    whose running sums ``epoch_state`` carries (loss_sum, correct, seen, elapsed)."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     opt_tensors, opt_meta = optimizer_to_tensors(optimizer)
     tensors.update(opt_tensors)
@@ -239,13 +321,25 @@ def _save_checkpoint(path: Path, model, optimizer, cfg: RunConfig, epoch: int, s
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = s
     np_state = np.random.get_state()
-    meta = {"epoch": epoch, "step": step, "train_time_s": train_time, "config": to_dict(cfg), "optimizer": opt_meta,
-            "rng_numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-            "rng_python": _py_state_to_json(random.getstate()), **extra}
+    meta = {"epoch": epoch, "step": step, "batch": batch, "train_time_s": train_time, "config": to_dict(cfg),
+            "optimizer": opt_meta, "rng_numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            "rng_python": _py_state_to_json(random.getstate()),
+            # the data order is epoch_order(n, seed, epoch): (seed, epoch, batch) pin it down
+            "data_order": {"seed": cfg.seed, "epoch": epoch, "batch": batch}, **extra}
+    if test_acc is not None:
+        meta["test_acc"] = test_acc
+    if epoch_state is not None:
+        # the running sums stay tensors so that they come back bit for bit
+        tensors["loop.loss_sum"] = epoch_state["loss_sum"]
+        tensors["loop.correct"] = epoch_state["correct"]
+        meta["epoch_seen"] = epoch_state["seen"]
+        meta["epoch_elapsed_s"] = epoch_state["elapsed"]
     save_tensors(path, tensors, meta)
 
 
-def _restore(path: Path, model, optimizer, device) -> tuple[int, int, float]:
+def _restore(path: Path, model, optimizer, device) -> tuple[int, int, float, tuple | None]:
+    """Load a checkpoint into ``model``/``optimizer`` and the random states; returns (finished epochs, step,
+    training time, and for a mid-epoch checkpoint (batches done, loss_sum, correct, seen, elapsed))."""
     tensors, meta = load_tensors(path, device="cpu")
     try:
         model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
@@ -259,9 +353,74 @@ def _restore(path: Path, model, optimizer, device) -> tuple[int, int, float]:
         kind, keys, pos, has_gauss, cached = meta["rng_numpy"]
         np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
         random.setstate(_py_state_from_json(meta["rng_python"]))
-        return int(meta["epoch"]), int(meta["step"]), float(meta["train_time_s"])
+        epoch_state = None
+        if int(meta.get("batch", 0)) > 0:
+            epoch_state = (int(meta["batch"]), tensors["loop.loss_sum"], tensors["loop.correct"],
+                           int(meta["epoch_seen"]), float(meta["epoch_elapsed_s"]))
+        return int(meta["epoch"]), int(meta["step"]), float(meta["train_time_s"]), epoch_state
     except KeyError as e:
         raise CheckpointError(f"checkpoint {path} lacks {e}: not a vitlab training checkpoint") from e
+    except (ValueError, TypeError, RuntimeError) as e:
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(f"checkpoint {path} does not fit this run: {e}") from e
+
+
+class _DeferredInterrupt:
+    """Turn Ctrl-C (SIGINT) into a request the loop honours between steps, so that the checkpoint it
+    writes holds a whole step, never a half-applied optimiser update. A second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        log.warning("interrupt: stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if threading.current_thread() is threading.main_thread() and self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _interrupted_message(run_dir: Path, epoch: int, step: int) -> str:
+    return (f"interrupted at step {step} (epoch {epoch + 1}); saved {run_dir / CHECKPOINT}. "
+            f"Continue with: vitlab train --resume {run_dir}")
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """True for a device or host allocation failure (CUDA's OutOfMemoryError, or the RuntimeError the
+    CPU and MPS allocators raise)."""
+    if isinstance(e, getattr(torch, "OutOfMemoryError", ())) or isinstance(e, MemoryError):
+        return True
+    msg = str(e).lower()
+    return isinstance(e, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
+
+@contextlib.contextmanager
+def _out_of_memory_hint(batch_size: int, device: torch.device):
+    """Re-raise an out-of-memory error as TrainingOutOfMemory with what to try instead."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as e:
+        if not is_out_of_memory(e):
+            raise
+        raise TrainingOutOfMemory(
+            f"out of memory on {device} in a training step with optim.batch_size={batch_size}; try a smaller "
+            f"--batch-size (e.g. {max(1, batch_size // 2)}) or a smaller model. ({str(e).splitlines()[0]})") from e
+
+
+def _read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _truncate_metrics(path: Path, epochs_done: int) -> None:
@@ -270,8 +429,6 @@ def _truncate_metrics(path: Path, epochs_done: int) -> None:
         return
     rows = [line for line in path.read_text().splitlines() if line.strip()]
     keep = [line for line in rows if json.loads(line)["epoch"] <= epochs_done]
-    from .checkpoint import atomic_write_bytes
-
     atomic_write_bytes(path, "".join(line + "\n" for line in keep).encode())
 
 

@@ -1,0 +1,136 @@
+"""vitlab/train/distributed.py: 2 CPU processes (gloo) against the single-process loss on the whole batch."""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
+
+from vitlab.losses import info_nce
+from vitlab.train.distributed import gather_with_grad, info_nce_distributed, is_distributed, rank, world_size
+
+WORLD = 2
+TAU = 0.2
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_encoder_grads(encoder_state: dict, x1: torch.Tensor, x2: torch.Tensor) -> dict:
+    """The whole chain under DDP: a linear encoder on this rank's inputs, gradients averaged by DDP.
+
+    A function of its own so that the DDP wrapper is freed before the process group is destroyed:
+    a DDP object that outlives ``destroy_process_group`` hung the process at exit now and then.
+    """
+    encoder = torch.nn.Linear(*encoder_state["weight"].shape[::-1], dtype=torch.float64)
+    encoder.load_state_dict(encoder_state)
+    ddp = DistributedDataParallel(encoder)
+    info_nce_distributed(ddp(x1), ddp(x2), TAU).backward()
+    return {name: p.grad for name, p in encoder.named_parameters()}
+
+
+def _worker(local_rank: int, port: int, out_dir: str, z1_all, z2_all, queue, encoder_state) -> None:
+    """One torchrun-like process: holds rows [r·N, (r+1)·N) of the batch, writes its results to out_dir."""
+    torch.set_num_threads(1)  # two processes on a small shared machine
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(local_rank),
+                      WORLD_SIZE=str(WORLD))
+    dist.init_process_group("gloo", init_method="env://", timeout=timedelta(seconds=30))
+    try:
+        n = z1_all.shape[0] // WORLD
+        rows = slice(local_rank * n, (local_rank + 1) * n)
+        out = {"rank": rank(), "world_size": world_size(), "is_distributed": is_distributed()}
+        out["gathered"] = gather_with_grad(z1_all[rows].clone()).detach()
+        for name, q in (("plain", None), ("queue", queue)):
+            z1 = z1_all[rows].clone().requires_grad_(True)  # (N, D) leaves: this rank's embeddings
+            z2 = z2_all[rows].clone().requires_grad_(True)
+            loss = info_nce_distributed(z1, z2, TAU, queue=q)
+            loss.backward()
+            out[name] = {"loss": loss.detach(), "grad1": z1.grad, "grad2": z2.grad}
+        out["encoder_grad"] = _ddp_encoder_grads(encoder_state, z1_all[rows], z2_all[rows])
+        torch.save(out, os.path.join(out_dir, f"rank{local_rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def _run_two_processes(tmp_path, *args, timeout_s: float = 60.0) -> list[dict]:
+    # fork on Linux: the children inherit the imported modules. A spawned child re-imports this
+    # file and with it vitlab.train (sklearn, matplotlib...): seconds of CPU per child on a small
+    # machine. Forking is safe here: no process group exists in the parent and each child sets
+    # one intra-op thread before any tensor op.
+    start_method = "fork" if sys.platform == "linux" else "spawn"
+    import torch._dynamo  # noqa: F401  DDP imports it lazily (~2 s): once here, not in each worker
+    ctx = mp.start_processes(_worker, args=(_free_port(), str(tmp_path), *args), nprocs=WORLD, join=False,
+                             start_method=start_method)
+    deadline = time.monotonic() + timeout_s
+    while not ctx.join(timeout=0.5):  # re-raises a worker's exception in this process
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail(f"distributed workers did not finish within {timeout_s} s")
+    return [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def test_two_processes_equal_one_process_on_the_combined_batch(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    n, d, k = 3, 8, 5  # 3 pairs per process, 6 in all
+    z1_all = torch.randn(WORLD * n, d, generator=g, dtype=torch.float64)
+    z2_all = z1_all + 0.5 * torch.randn(WORLD * n, d, generator=g, dtype=torch.float64)
+    queue = torch.randn(k, d, generator=g, dtype=torch.float64)
+    torch.manual_seed(0)
+    encoder = torch.nn.Linear(d, 4, dtype=torch.float64)
+
+    results = _run_two_processes(tmp_path, z1_all, z2_all, queue, encoder.state_dict())
+
+    for r, out in enumerate(results):
+        assert (out["rank"], out["world_size"], out["is_distributed"]) == (r, WORLD, True)
+        torch.testing.assert_close(out["gathered"], z1_all, rtol=0, atol=0)  # rank order, exact copy
+    for name, q in (("plain", None), ("queue", queue)):
+        z1 = z1_all.clone().requires_grad_(True)  # one process, the whole batch of 2N pairs
+        z2 = z2_all.clone().requires_grad_(True)
+        loss = info_nce(z1, z2, TAU, queue=q)
+        loss.backward()
+        for r, out in enumerate(results):
+            rows = slice(r * n, (r + 1) * n)
+            # (a) every rank's loss is the loss of the combined batch
+            torch.testing.assert_close(out[name]["loss"], loss.detach(), rtol=0, atol=1e-6)
+            torch.testing.assert_close(out[name]["loss"], loss.detach(), rtol=1e-12, atol=0)  # float64
+            # (b) gradient on the local rows: WORLD × the single-process gradient of those rows.
+            # Every rank computes the same full loss L from the gathered (W·N, D) tensor and
+            # backpropagates it, so each rank's graph sends dL/d(rows of rank r) to rank r; the
+            # backward of torch.distributed.nn.functional.all_gather sums what all W ranks send
+            # (reduce-scatter SUM, emulated with scatters on gloo): W · dL/dz_r. DDP averages
+            # parameter gradients over ranks, dividing W back out, so training sees exactly dL/dθ.
+            torch.testing.assert_close(out[name]["grad1"], WORLD * z1.grad[rows], rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(out[name]["grad2"], WORLD * z2.grad[rows], rtol=1e-10, atol=1e-12)
+            assert z1.grad[rows].abs().max() > 1e-3  # so the factor WORLD is not vacuous
+
+    # ... and through DDP, which averages the W·(local) parameter gradients: exactly the one-process dL/dθ
+    info_nce(encoder(z1_all), encoder(z2_all), TAU).backward()
+    for out in results:
+        for name, param in encoder.named_parameters():
+            torch.testing.assert_close(out["encoder_grad"][name], param.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_not_distributed_is_single_process():
+    assert not is_distributed()
+    assert (rank(), world_size()) == (0, 1)
+    x = torch.randn(4, 3)
+    assert gather_with_grad(x) is x
+    z1, z2 = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    assert info_nce_distributed(z1, z2, TAU).item() == info_nce(z1, z2, TAU).item()
+
+
+@pytest.mark.parametrize("tau", [0.0, -1.0, float("nan")])
+def test_bad_temperature_raises_before_any_communication(tau):
+    with pytest.raises(ValueError, match="temperature"):
+        info_nce_distributed(torch.randn(2, 3), torch.randn(2, 3), tau)

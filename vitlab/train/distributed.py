@@ -1,0 +1,85 @@
+"""torch.distributed helpers for torchrun / DDP, and InfoNCE over the global batch.
+
+A contrastive loss is not a mean of per-sample terms: every anchor's negatives are the other
+samples, so computing it per process on a local batch of N sees only 2N − 2 negatives instead of
+the 2WN − 2 of the global batch. SimCLR (Chen et al. 2020) trains with batches of up to 8192 split
+over many accelerators and draws the negatives from all of them. :func:`info_nce_distributed`
+gathers both views from every process, with gradients, and evaluates the loss on the combined batch.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_fn
+
+from ..losses import _check_temperature, info_nce
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group (torchrun + ``init_process_group``)."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    """This process's rank in the default group; 0 when not distributed."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """Number of processes W in the default group; 1 when not distributed."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """All-gather along dim 0, in rank order, keeping the autograd graph.
+
+    Every rank must pass the same shape (use ``drop_last=True`` for the last, smaller batch):
+    all_gather of unequal shapes fails or hangs.
+
+    Gradient: the backward of ``torch.distributed.nn.functional.all_gather`` sums, over all ranks,
+    the gradient each rank's graph sends to this rank's slice (a reduce-scatter with SUM). When
+    every rank computes the same loss L from the gathered tensor (as :func:`info_nce_distributed`
+    does), each of the W ranks sends dL/dx_r, so the local gradient is W · dL/dx_r. DDP then
+    *averages* parameter gradients over the W ranks, which divides that factor out: the parameter
+    gradient is exactly that of L on the combined batch in one process.
+
+    Args:
+        x: this rank's tensor; returned unchanged (same object) when not distributed or W = 1.
+
+    Shape:
+        (N, ...) -> (W·N, ...); rows r·N .. (r+1)·N − 1 come from rank r.
+    """
+    if world_size() == 1:
+        return x
+    with warnings.catch_warnings():
+        # Recent torch (2.13 here) marks this FutureWarning-deprecated in favour of the private
+        # torch.distributed._functional_collectives.all_gather_single; this public autograd
+        # all_gather still works on every backend (gloo included) from torch 2.4 on.
+        warnings.filterwarnings("ignore", message=r".*all_gather is deprecated", category=FutureWarning)
+        parts = dist_fn.all_gather(x)  # W tensors of (N, ...), differentiable
+    return torch.cat(parts)  # (W·N, ...)
+
+
+def info_nce_distributed(z1: torch.Tensor, z2: torch.Tensor, temperature: float,
+                         queue: torch.Tensor | None = None) -> torch.Tensor:
+    """InfoNCE over the global batch: gathers both views from all ranks, then :func:`~vitlab.losses.info_nce`.
+
+    Every rank returns the same value, equal to the single-process loss on the concatenation of
+    all ranks' batches (positives stay aligned because both views are gathered in rank order).
+    Each rank computes the full (2WN, 2WN + K) similarity matrix; with DDP the gradient of the
+    encoder's parameters is then exactly the single-process one (see :func:`gather_with_grad`).
+    Without DDP's averaging (e.g. a hand-written all-reduce SUM) divide the loss by W.
+
+    Args:
+        z1: this rank's embeddings of the first view.
+        z2: this rank's embeddings of the second view.
+        temperature: τ > 0, checked before any communication.
+        queue: optional (K, D) extra negatives, the same on every rank.
+
+    Shape:
+        z1, z2: (N, D) on every rank -> scalar.
+    """
+    _check_temperature(temperature)  # fail on every rank before a collective, not inside one
+    return info_nce(gather_with_grad(z1), gather_with_grad(z2), temperature, queue=queue)
