@@ -1,7 +1,7 @@
 """How the default digits recipe was found: the choices that mattered, each over 3 seeds.
 
 Every row changes the final recipe (vitlab/recipes/digits.py) in the named keys only, and
-trains it for the recipe's 40 epochs. Accuracy is what this table is for; it runs with
+trains it for the recipe's 34 epochs. Accuracy is what this table is for; it runs with
 one thread so that it can share the machine, and the times in its output are not the
 default job's (benchmarks/digits_default.md has those, measured alone).
 
@@ -33,7 +33,7 @@ SEEDS = (0, 1, 2)
 
 def main() -> None:
     print("# How the digits recipe was found\n")
-    print("Each row: the recipe with the listed change, 40 epochs, seeds 0, 1, 2; test split of 360 images "
+    print("Each row: the recipe with the listed change, 34 epochs, seeds 0, 1, 2; test split of 360 images "
           "(one image = 0.28 points). One CPU thread.\n")
     print("| variant | seed 0 | seed 1 | seed 2 | mean |")
     print("|---|---|---|---|---|")
