@@ -3,9 +3,10 @@
     vitlab train [--recipe digits] [--config FILE] [--size S] [--model.depth 6 ...] [--resume RUN]
                  [--ckpt-every N] [--keep-last K]
     vitlab eval RUN
-    vitlab predict RUN IMAGE... [--top-k 3]
+    vitlab predict RUN IMAGE... [--top-k 3] [--attention out.png]
     vitlab models [--img-size 224 --num-classes 1000 --in-chans 3]
     vitlab rf SPEC [--input-size N]
+    vitlab analyse RUN [--out DIR] [--images 256]
 """
 from __future__ import annotations
 
@@ -143,6 +144,8 @@ def cmd_predict(args, rest: list[str]) -> int:
     top_p, top_i = probs.topk(k, dim=-1)
     for path, ps, idx in zip(args.images, top_p.tolist(), top_i.tolist()):
         print(f"{path}: " + ", ".join(f"{classes[i]} {p:.4f}" for p, i in zip(ps, idx)))
+    if args.attention:
+        _write_attention_figures(model, normalize, images, args.images, args.attention)
     return 0
 
 
@@ -177,15 +180,144 @@ def cmd_models(args, rest: list[str]) -> int:
 def cmd_rf(args, rest: list[str]) -> int:
     from .analysis import format_table, parse_spec, receptive_field
 
+    from .layers.stems import STEMS, stem_specs
+
     _no_extra(rest)
-    specs = parse_spec(args.spec)
+    # a stem name (vitlab.layers.stems) stands for its layer stack at --patch-size
+    specs = stem_specs(args.spec, args.patch_size) if args.spec in STEMS else parse_spec(args.spec)
     print(format_table(receptive_field(specs, input_size=args.input_size)))
+    return 0
+
+
+# -- vitlab analyse and predict --attention: what the model attends to (ViT paper Figures 6-7) -------
+def _attention_paths(out: str, n: int) -> list[Path]:
+    """One image: ``out`` itself; several: ``<stem>-<i><suffix>`` beside it, i counting from 0."""
+    out = Path(out)
+    return [out] if n == 1 else [out.with_name(f"{out.stem}-{i}{out.suffix or '.png'}") for i in range(n)]
+
+
+def _write_attention_figures(model, normalize, images, names: list[str], out: str) -> None:
+    from .analysis import attention_rollout, collect_attention, last_layer_attention
+    from .analysis.plots import plot_attention
+
+    weights, grid = collect_attention(model, normalize(images))
+    prefix = model.num_prefix_tokens
+    rollout = attention_rollout(weights, grid, prefix)  # (B, rows, cols)
+    heads = last_layer_attention(weights, grid, prefix)  # (B, H, rows, cols)
+    for i, path in enumerate(_attention_paths(out, len(names))):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plot_attention(images[i], rollout[i], heads[i], path, title=Path(names[i]).name)
+        print(f"attention: {path}")
+
+
+def cmd_analyse(args, rest: list[str]) -> int:
+    import torch
+
+    from .analysis import collect_attention, mean_attention_distance, patch_embed_components, pos_embed_similarity
+    from .analysis.plots import plot_attention_distance, plot_patch_embed_components, plot_pos_embed_similarity
+    from .data import Normalize, load_data
+    from .train import load_model, load_run_config
+
+    _no_extra(rest)
+    if args.images < 1:
+        raise CLIError(f"--images must be >= 1, got {args.images}")
+    cfg = load_run_config(args.run)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)  # as in training: the run's thread count
+    model, meta = load_model(args.run)
+    _, test = load_data(cfg.data)
+    normalize = Normalize(meta["mean"], meta["std"])
+    out = Path(args.out) if args.out else Path(args.run) / "analysis"
+    out.mkdir(parents=True, exist_ok=True)
+    prefix, patch = model.num_prefix_tokens, model.cfg.patch_size
+
+    # (a) mean attention distance over the first --images test images, in batches of 64
+    images = test.images[:args.images]
+    total, grid = None, None
+    for start in range(0, len(images), 64):
+        batch = images[start:start + 64]
+        weights, grid = collect_attention(model, normalize(batch))
+        d = mean_attention_distance(weights, grid, patch, prefix) * len(batch)  # (L, H), batch-weighted
+        total = d if total is None else total + d
+    distance = total / len(images)
+    plot_attention_distance(distance, out / "attention_distance.png",
+                            title=f"mean attention distance ({len(images)} test images)")
+    # (b) position-embedding similarity, (c) principal components of the patch-embedding filters
+    g = model.cfg.grid_size
+    plot_pos_embed_similarity(pos_embed_similarity(model.pos_embed, prefix), (g, g), out / "pos_embed_similarity.png")
+    proj = getattr(model.to_patch_embedding, "proj", None)
+    weight = getattr(proj, "weight", None)
+    if isinstance(weight, torch.Tensor) and weight.ndim == 4:
+        comps, explained = patch_embed_components(weight)
+        plot_patch_embed_components(comps, explained, out / "patch_embed_pca.png")
+    else:
+        print("patch-embedding filters: no (D, C, P, P) convolution weight, skipped")
+
+    print(f"mean attention distance in pixels ({len(images)} test images, patch {patch}, grid {grid[0]}x{grid[1]}):")
+    print("layer   mean    min    max")
+    for layer, row in enumerate(distance.tolist(), start=1):
+        print(f"{layer:>5} {sum(row) / len(row):6.2f} {min(row):6.2f} {max(row):6.2f}")
+    print(f"figures: {out}")
     return 0
 
 
 def _no_extra(rest: list[str]) -> None:
     if rest:
         raise CLIError(f"unexpected arguments {rest}")
+
+
+# -- interop: export / import weights (vitlab/interop) -------------------------------------------------
+def cmd_export(args, rest: list[str]) -> int:
+    from .interop import export_onnx, export_weights
+    from .train import load_model
+
+    _no_extra(rest)
+    if not (args.onnx or args.hf or args.timm):
+        raise CLIError("nothing to export: give --onnx FILE, --hf DIR and/or --timm FILE")
+    model, _ = load_model(args.run)
+    if args.onnx:
+        print(f"onnx (opset {args.opset}, dynamic batch): {export_onnx(model, args.onnx, opset=args.opset)}")
+    if args.hf:
+        print(f"hf (ViTForImageClassification.from_pretrained): {export_weights(model, args.hf, fmt='hf')}")
+    if args.timm:
+        print(f"timm state dict: {export_weights(model, args.timm, fmt='timm')}")
+    return 0
+
+
+def cmd_import(args, rest: list[str]) -> int:
+    from dataclasses import replace
+
+    from .interop import import_weights
+    from .interop.files import preprocessing_meta
+    from .train.artifacts import save_model
+
+    _no_extra(rest)
+    model = import_weights(args.src, fmt=args.fmt, heads=args.heads)
+    if args.img_size and args.img_size != model.cfg.img_size:  # load again, resampling pos_embed
+        model = import_weights(args.src, fmt=args.fmt, cfg=replace(model.cfg, img_size=args.img_size))
+    meta = preprocessing_meta(args.src, model.cfg)
+    save_model(args.out, model, meta)
+    print(f"{args.out}: ViT {model.cfg.dim}x{model.cfg.depth} ({model.cfg.heads} heads), {model.cfg.img_size}px, "
+          f"{model.cfg.num_classes} classes, normalisation mean {meta['mean']} std {meta['std']}")
+    return 0
+
+
+def _add_interop_commands(sub) -> None:
+    p = sub.add_parser("export", help="write a model as ONNX, an HF folder or a timm state dict")
+    p.add_argument("run", help="run folder (or model.safetensors)")
+    p.add_argument("--onnx", metavar="FILE", help="ONNX file, input 'images' (B, C, H, W), dynamic batch")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17, default 18)")
+    p.add_argument("--hf", metavar="DIR", help="folder for transformers' ViTForImageClassification.from_pretrained")
+    p.add_argument("--timm", metavar="FILE", help="timm VisionTransformer state dict (.safetensors or .pth)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="HF / timm weights -> a vitlab model file (for eval, predict)")
+    p.add_argument("src", help="HF save_pretrained folder, or a .safetensors/.bin/.pth state dict")
+    p.add_argument("--fmt", default="auto", help="auto | hf | timm | vitlab (default: from the key names)")
+    p.add_argument("--out", required=True, help="vitlab model file to write, e.g. model.safetensors")
+    p.add_argument("--heads", type=int, help="attention heads when there is no config (default: width / 64)")
+    p.add_argument("--img-size", type=int, help="another input size: pos_embed is resampled to its grid")
+    p.set_defaults(func=cmd_import)
 
 
 # -- entry point ------------------------------------------------------------------------------------
@@ -220,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image files (any format PIL reads)")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--invert", action="store_true", help="invert grey levels (dark ink on light paper)")
+    p.add_argument("--attention", metavar="PNG", help="also draw attention rollout and last-layer heads; "
+                                                       "several images write PNG's stem-<i>.png, one per image")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("models", help="the size table with parameter counts and GFLOPs")
@@ -231,9 +365,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rf", help="receptive field, jump and start per layer of a convolution/pooling stack",
                        description="SPEC is a comma-separated stack, e.g. 'conv3s1p1,maxpool2s2,conv3s2p1d2' "
                                    "(k kernel, s stride, p padding, d dilation; defaults s1 p0 d1).")
-    p.add_argument("spec", help="the stack, e.g. conv3p1,conv3p1,maxpool2s2 or conv16s16 (a ViT-B/16 patch)")
-    p.add_argument("--input-size", type=int, default=None, help="also print each layer's output size")
+    p.add_argument("spec", help="the stack, e.g. conv3p1,conv3p1,maxpool2s2 or conv16s16 (a ViT-B/16 patch), "
+                                "or a tokeniser stem: patch, conv+maxpool, conv+stride, conv+avgpool")
+    p.add_argument("--input-size", "--img-size", dest="input_size", type=int, default=None,
+                   help="also print each layer's output size")
+    p.add_argument("--patch-size", type=int, default=16, help="a stem's total down-sampling P (default 16)")
     p.set_defaults(func=cmd_rf)
+
+    p = sub.add_parser("analyse", help="attention distance, position-embedding similarity, patch-filter PCA",
+                       description="Writes the ViT paper's Figure 7 panels for a run as PNG files.")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--out", help="output folder (default: RUN/analysis)")
+    p.add_argument("--images", type=int, default=256, help="test images averaged for attention distance")
+    p.set_defaults(func=cmd_analyse)
+    _add_interop_commands(sub)
     return parser
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 POOLS = ("token", "avg", "max")
 INITS = ("trunc_normal", "kaiming_fan_out")
 ATTN_IMPLS = ("sdpa", "explicit")
+NORMS = ("layer", "batch")  # vitlab.layers.norm
+STEMS = ("patch", "conv+maxpool", "conv+stride", "conv+avgpool")  # vitlab.layers.stems
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class ModelConfig:
     init: str = "trunc_normal"  # trunc_normal | kaiming_fan_out
     attn_impl: str = "sdpa"  # sdpa | explicit
     dynamic_img_size: bool = False
+    norm: str = "layer"  # layer | batch (BatchNorm over batch × tokens), for norm1, norm2 and the final norm
+    stem: str = "patch"  # patch | conv+maxpool | conv+stride | conv+avgpool (conv stems need P a power of two)
 
     def __post_init__(self) -> None:
         _check_model(self)
@@ -83,6 +87,13 @@ def _check_model(c: ModelConfig) -> None:
         raise ValueError(f"model.init={c.init!r} is not one of {INITS}")
     if c.attn_impl not in ATTN_IMPLS:
         raise ValueError(f"model.attn_impl={c.attn_impl!r} is not one of {ATTN_IMPLS}")
+    if c.norm not in NORMS:
+        raise ValueError(f"model.norm={c.norm!r} is not one of {NORMS}")
+    if c.stem not in STEMS:
+        raise ValueError(f"model.stem={c.stem!r} is not one of {STEMS}")
+    if c.stem != "patch" and (c.patch_size < 2 or c.patch_size & (c.patch_size - 1)):
+        raise ValueError(f"model.stem={c.stem!r} halves the resolution log2(P) times, so model.patch_size "
+                         f"must be a power of two >= 2, got model.patch_size={c.patch_size}")
 
 
 # ViT paper (Dosovitskiy et al. 2021) Table 1 gives B, L, H; DeiT (Touvron et al. 2021)

@@ -18,8 +18,13 @@ def forward_flops(cfg: ModelConfig, model_cls=None) -> int:
         from .models import ViT as model_cls
     with torch.device("meta"):
         model = model_cls(cfg).eval()
-        x = torch.empty(1, cfg.in_chans, cfg.img_size, cfg.img_size)
+    return module_flops(model, (1, cfg.in_chans, cfg.img_size, cfg.img_size))
+
+
+def module_flops(module: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Forward FLOPs of ``module`` (on the meta device, in eval mode) for one input of ``input_shape``."""
+    x = torch.empty(*input_shape, device="meta")
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(x)
+        module(x)
     return counter.get_total_flops()

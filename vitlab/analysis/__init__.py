@@ -2,3 +2,8 @@
 from .receptive_field import GRAMMAR, KINDS, LayerSpec, format_table, from_module, parse_spec, receptive_field
 
 __all__ = ["GRAMMAR", "KINDS", "LayerSpec", "format_table", "from_module", "parse_spec", "receptive_field"]
+from .attention import (add_residual, attention_rollout, collect_attention, last_layer_attention,  # noqa: E402
+                        mean_attention_distance, patch_distances, patch_embed_components, pos_embed_similarity)
+
+__all__ += ["add_residual", "attention_rollout", "collect_attention", "last_layer_attention",
+            "mean_attention_distance", "patch_distances", "patch_embed_components", "pos_embed_similarity"]

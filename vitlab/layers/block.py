@@ -7,10 +7,14 @@ from torch import nn
 from .attention import Attention
 from .drop_path import DropPath
 from .mlp import MLP
+from .norm import make_norm
 
 
 class Block(nn.Module):
     """``x + attn(norm(x))`` then ``x + mlp(norm(x))``, each branch with drop path.
+
+    ``norm`` picks LayerNorm ('layer', the paper's) or BatchNorm over tokens ('batch',
+    see ``vitlab.layers.norm``).
 
     Shape:
         (B, N, D) -> (B, N, D)
@@ -18,13 +22,13 @@ class Block(nn.Module):
 
     def __init__(self, *, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  dropout: float = 0.0, attn_dropout: float = 0.0, drop_path: float = 0.0,
-                 norm_eps: float = 1e-6, attn_impl: str = "sdpa"):
+                 norm_eps: float = 1e-6, attn_impl: str = "sdpa", norm: str = "layer"):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.norm1 = make_norm(norm, dim, eps=norm_eps)
         self.attn = Attention(dim=dim, heads=heads, qkv_bias=qkv_bias, attn_dropout=attn_dropout,
                               proj_dropout=dropout, impl=attn_impl)
         self.drop_path1 = DropPath(drop_path)
-        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.norm2 = make_norm(norm, dim, eps=norm_eps)
         # round before int: a width given as a ratio (HF intermediate_size / hidden_size) must come
         # back exactly, and 224 * (976 / 224) is 975.999... in floating point.
         self.mlp = MLP(dim=dim, hidden_dim=int(round(dim * mlp_ratio, 6)), dropout=dropout)

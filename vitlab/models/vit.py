@@ -11,12 +11,16 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from ..layers import Block, PatchEmbed, init_weights, resample_pos_embed
+from ..layers import Block, build_stem, init_weights, make_norm, resample_pos_embed
 from ..layers.init import trunc_normal_std_
 
 
 class ViT(nn.Module):
     """Vision Transformer: patches -> tokens (+ class token, + position) -> blocks -> norm -> pool -> head.
+
+    ``cfg.stem`` picks the tokeniser (the paper's patch embedding or a convolutional stem,
+    ``vitlab.layers.stems``) and ``cfg.norm`` the encoder norm (LayerNorm, or BatchNorm over
+    batch × tokens, ``vitlab.layers.norm``); the defaults are the paper's ViT.
 
     Args:
         cfg: the model configuration; every invariant is checked when it is built.
@@ -30,7 +34,7 @@ class ViT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.num_prefix_tokens = 1 if cfg.class_token else 0
-        self.to_patch_embedding = PatchEmbed(patch_size=cfg.patch_size, in_chans=cfg.in_chans, dim=cfg.dim)
+        self.to_patch_embedding = build_stem(cfg)  # PatchEmbed for stem='patch', else a ConvStem
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim)) if cfg.class_token else None
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix_tokens + cfg.num_patches, cfg.dim))
         self.pos_drop = nn.Dropout(cfg.dropout)
@@ -38,10 +42,10 @@ class ViT(nn.Module):
         self.blocks = nn.ModuleList(
             Block(dim=cfg.dim, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
                   dropout=cfg.dropout, attn_dropout=cfg.attn_dropout, drop_path=rate,
-                  norm_eps=cfg.norm_eps, attn_impl=cfg.attn_impl)
+                  norm_eps=cfg.norm_eps, attn_impl=cfg.attn_impl, norm=cfg.norm)
             for rate in rates
         )
-        self.norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
+        self.norm = make_norm(cfg.norm, cfg.dim, eps=cfg.norm_eps)
         self.head = nn.Linear(cfg.dim, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
         self.reset_parameters()
 
