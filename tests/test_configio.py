@@ -36,6 +36,9 @@ def test_valid_keys_are_the_dotted_leaf_fields():
     assert "model.dim" in keys and "optim.betas" in keys and "data.augment" in keys and "seed" in keys
     assert "model" not in keys and "optim" not in keys
     n_leaves = sum(len(c.__dataclass_fields__) for c in (ModelConfig, DataConfig, OptimConfig)) + 8  # name, out_dir, seed, device, threads, progress, ckpt_every, keep_last
+    from vitlab.config import SegmentConfig
+
+    n_leaves += len(SegmentConfig.__dataclass_fields__) + 1  # segment.*, task
     assert len(keys) == len(set(keys)) == n_leaves
 
 

@@ -89,6 +89,8 @@ def cmd_train(args, rest: list[str]) -> int:
         cfg = apply_overrides(load_run_config(args.resume), overrides)
     else:
         cfg = build_run_config(args, overrides)
+    if cfg.task == "segment":  # vitlab/train/segment.py
+        return _train_segment(cfg, args)
     run_dir = fit(cfg, resume=args.resume, overwrite=args.overwrite, argv=args.argv)
     final = json.loads((run_dir / "metrics.json").read_text())
     print(f"run folder: {run_dir}")
@@ -320,6 +322,139 @@ def _add_interop_commands(sub) -> None:
     p.set_defaults(func=cmd_import)
 
 
+# -- self-supervised pretraining: vitlab pretrain / probe / tau-report (vitlab/train/pretrain.py) ---------
+PRETRAIN_ALIASES = {"tau": "pretrain.tau", "seed": "seed", "name": "name", "device": "device",
+                    "threads": "threads"}
+
+
+def cmd_pretrain(args, rest: list[str]) -> int:
+    from .configio import apply_overrides, load_config_file, merge
+    from .recipes.pretrain_digits import pretrain_digits
+    from .train.pretrain import pretrain
+
+    overrides = {PRETRAIN_ALIASES.get(k, k): v for k, v in parse_overrides(rest).items()}
+    if args.quiet:
+        overrides["progress"] = "false"
+    cfg = pretrain_digits()
+    if args.config:
+        cfg = merge(cfg, load_config_file(args.config))
+    cfg = apply_overrides(cfg, overrides)
+    run_dir = pretrain(cfg, overwrite=args.overwrite, argv=args.argv)
+    final = json.loads((run_dir / "metrics.json").read_text())
+    print(f"run folder: {run_dir}")
+    print(f"InfoNCE {final['loss']:.4f} (τ={final['tau']:g}), kNN test accuracy {final['knn_acc']:.4f} after "
+          f"{final['epochs']} epochs, {final['train_time_s']:.1f} s; next: vitlab probe {run_dir}")
+    return 0
+
+
+def cmd_probe(args, rest: list[str]) -> int:
+    from .train.probe import probe
+
+    _no_extra(rest)
+    if args.epochs is not None and args.epochs < 1:
+        raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
+    r = probe(args.run, finetune_all=args.finetune, random=args.random, epochs=args.epochs, lr=args.lr,
+              device=args.device, threads=args.threads)
+    print(f"{r['mode']} probe: test accuracy {r['test_acc']:.4f} (train {r['train_acc']:.4f}, {r['epochs']} epochs); "
+          f"written to {Path(args.run) / 'probe.json'}")
+    return 0
+
+
+def cmd_tau_report(args, rest: list[str]) -> int:
+    from .analysis.tau import tau_report
+
+    _no_extra(rest)
+    out = Path(args.out) if args.out else Path(args.runs[0]).parent / "tau-report"
+    table = tau_report(args.runs, out, images=args.images)
+    print(f"{'tau':>6} {'align':>7} {'unif':>7} {'top1%':>7} {'top10':>7} {'knn':>7} {'probe':>7}  run")
+    fmt = lambda v: f"{v:7.4f}" if isinstance(v, float) else f"{'-':>7}"  # noqa: E731
+    for r in table:
+        print(f"{r['tau']:6.3g} {fmt(r['alignment'])} {fmt(r['uniformity'])} {fmt(r['top1pct'])} {fmt(r['top10'])} "
+              f"{fmt(r['knn_acc'])} {fmt(r['probe_acc'])}  {r['run']}")
+    print(f"figures: {out}")
+    return 0
+
+
+def _add_pretrain_commands(sub) -> None:
+    p = sub.add_parser("pretrain", help="contrastive (SimCLR/InfoNCE) pretraining of an encoder",
+                       description="Starts from the pretrain_digits recipe; any key is --section.key VALUE "
+                                   "(model., data., optim., pretrain.); short forms --tau, --epochs, "
+                                   "--batch-size, --lr, --data, --seed, --name, --device, --threads.")
+    p.add_argument("--config", help="JSON or TOML file with (part of) a pretraining run configuration")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("probe", help="linear probe (or --finetune) of a pretraining run's encoder")
+    p.add_argument("run", help="pretraining run folder")
+    p.add_argument("--finetune", action="store_true", help="train the encoder and a new head together")
+    p.add_argument("--random", action="store_true", help="the baseline: a randomly initialised encoder of "
+                                                         "the run's architecture instead of its weights")
+    p.add_argument("--epochs", type=int, help="default: 300 (linear, full batch) or 20 (finetune)")
+    p.add_argument("--lr", type=float, help="default: 1e-2 (linear) or 1e-3 (finetune)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0)
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("tau-report", help="hardness, alignment/uniformity and probe accuracy across a τ sweep")
+    p.add_argument("runs", nargs="+", help="pretraining run folders (one per τ)")
+    p.add_argument("--out", help="output folder (default: tau-report beside the first run)")
+    p.add_argument("--images", type=int, default=256, help="test images for the negative-weight profile")
+    p.set_defaults(func=cmd_tau_report)
+
+
+# -- segmentation (vitlab train --task segment) and sweeps (vitlab sweep) --------------------------------
+def _train_segment(cfg, args) -> int:
+    from .train.segment import fit_segment
+
+    if args.resume:
+        raise CLIError("--resume is not supported for task='segment' runs (they keep no checkpoints)")
+    run_dir = fit_segment(cfg, overwrite=args.overwrite, argv=args.argv)
+    final = json.loads((run_dir / "metrics.json").read_text())
+    print(f"run folder: {run_dir}")
+    print(f"test mIoU {final['test_miou']:.4f}, pixel accuracy {final['test_pixel_acc']:.4f} after "
+          f"{final['epochs']} epochs, {final['train_time_s']:.1f} s of training, {final['params']:,} parameters")
+    return 0
+
+
+def cmd_sweep(args, rest: list[str]) -> int:
+    from .sweep import parse_grid, run_sweep
+
+    axes, train_args = (rest[:rest.index("--")], rest[rest.index("--") + 1:]) if "--" in rest else (rest, [])
+    bad = [a for a in axes if a.startswith("-")]
+    if bad:
+        raise CLIError(f"unexpected option(s) {bad} before '--': training arguments go after it, "
+                       f"e.g. vitlab sweep model.depth=2,4 --seeds 3 -- --epochs 5")
+    grid = parse_grid(axes)
+    tp = argparse.ArgumentParser(prog="vitlab sweep ... --", add_help=False)
+    tp.add_argument("--recipe", default="digits")
+    tp.add_argument("--config")
+    tp.add_argument("--size")
+    tp.add_argument("-q", "--quiet", action="store_true")
+    targs, overrides_tokens = tp.parse_known_args(train_args)
+    overrides = parse_overrides(overrides_tokens)
+    if targs.quiet:
+        overrides["progress"] = "false"
+    base = build_run_config(targs, overrides)
+    out = Path(args.out) if args.out else Path(base.out_dir) / "sweep"
+    run_sweep(base, grid, seeds=args.seeds, out_dir=out, overwrite=args.overwrite)
+    print((out / "sweep.md").read_text())
+    print(f"sweep folder: {out} (sweep.md, sweep.csv, sweep.png, runs/)")
+    return 0
+
+
+def _add_sweep_command(sub) -> None:
+    p = sub.add_parser("sweep", help="train a grid of configurations x seeds; tabulate mean ± std",
+                       usage="vitlab sweep KEY=V1,V2,... [KEY2=...] [--seeds N] [--out DIR] -- [train arguments]",
+                       description="Any configuration key can be an axis. Everything after '--' is as for "
+                                   "vitlab train (--recipe, --config, --size, --section.key VALUE). Writes "
+                                   "sweep.md, sweep.csv and sweep.png into --out.")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per grid point: seed, seed + 1, ... (default 1)")
+    p.add_argument("--out", help="sweep folder (default: OUT_DIR/sweep)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing run folders of the same names")
+    p.set_defaults(func=cmd_sweep)
+
+
 # -- entry point ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vitlab", description="Vision Transformers end to end.")
@@ -379,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=256, help="test images averaged for attention distance")
     p.set_defaults(func=cmd_analyse)
     _add_interop_commands(sub)
+    _add_sweep_command(sub)
+    _add_pretrain_commands(sub)
     return parser
 
 

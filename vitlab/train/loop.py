@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from ..config import RunConfig
 from ..configio import from_dict, save_json, to_dict
 from ..data import ImageSet, Normalize, batch_indices, build_augment, epoch_order, load_data, num_batches
+from ..data.augment import mix_batch
 from ..models import ViT, count_params
 from .artifacts import save_model
 from .checkpoint import (CheckpointError, atomic_write_bytes, link_or_copy, load_model_state, load_tensors,
@@ -153,6 +154,7 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
     mean, std = train.channel_stats()
     normalize = Normalize(mean, std).to(device)
     augment = build_augment(cfg.data).to(device)
+    mixing = cfg.data.mixup > 0 or cfg.data.cutmix > 0
     train_dev = train.to(device)
 
     # -- model and optimiser --------------------------------------------------------------------
@@ -213,11 +215,17 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
                     # batch: slice, scale to [0, 1], augment, standardise
                     x = train_dev.images[idx].float().div_(255)
                     y = train_dev.labels[idx]
-                    x = normalize(augment(x))
+                    x = augment(x)
+                    if mixing:  # MixUp/CutMix: soft targets; y becomes the dominant label, for train accuracy
+                        x, target, y = mix_batch(x, y, cfg.model.num_classes, mixup_alpha=cfg.data.mixup,
+                                                 cutmix_alpha=cfg.data.cutmix,
+                                                 smoothing=cfg.optim.label_smoothing)[:3]
+                    x = normalize(x)
                     # forward, loss, backward, clip, step
                     with amp:
                         logits = model(x)
-                        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing)
+                        loss = (F.cross_entropy(logits.float(), target) if mixing else
+                                F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing))
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if cfg.optim.grad_clip > 0:

@@ -1,0 +1,63 @@
+import json
+import math
+
+import pytest
+import torch
+
+from vitlab.cli import main
+from vitlab.train.pretrain import knn_predict
+
+TINY = ["--model.dim", "16", "--model.depth", "1", "--model.heads", "2", "--model.mlp_ratio", "1",
+        "--pretrain.proj_hidden", "16", "--pretrain.proj_dim", "8", "--pretrain.knn_k", "5",
+        "--batch-size", "128", "--threads", "1", "--device", "cpu", "-q"]
+
+
+def test_knn_hand_built():
+    # bank: two clusters on the axes; class 0 near (1, 0), class 1 near (0, 1)
+    bank = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.9, -0.1], [0.0, 1.0], [0.1, 1.0]])
+    labels = torch.tensor([0, 0, 0, 1, 1])
+    queries = torch.tensor([[2.0, 0.1], [0.05, 3.0], [1.0, 1.1]])
+    assert knn_predict(bank, labels, queries, k=1, num_classes=2).tolist() == [0, 1, 1]
+    # k=5 on (1, 1.1): similarities weight the vote; 3 class-0 rows (~0.67-0.74) outweigh 2 class-1 rows (~0.74)
+    sims = torch.nn.functional.normalize(queries[2:], dim=1) @ torch.nn.functional.normalize(bank, dim=1).T
+    expected = int(sims[0, 3:].sum() > sims[0, :3].sum())
+    assert knn_predict(bank, labels, queries[2:], k=5, num_classes=2).tolist() == [expected]
+    # a bank smaller than k is fine
+    assert knn_predict(bank[:2], labels[:2], queries[:1], k=20, num_classes=2).tolist() == [0]
+
+
+def test_tiny_pretrain_writes_run_folder(tmp_path):
+    rc = main(["pretrain", "--epochs", "2", "--tau", "0.5", "--out_dir", str(tmp_path), "--name", "r", *TINY])
+    assert rc == 0
+    run = tmp_path / "r"
+    for f in ("config.json", "metrics.jsonl", "metrics.json", "model.safetensors", "projection.safetensors",
+              "curves.png"):
+        assert (run / f).is_file(), f
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2
+    for r in rows:
+        assert math.isfinite(r["loss"]) and 0.0 <= r["knn_acc"] <= 1.0
+        assert r["alignment"] >= 0 and r["uniformity"] <= 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["pretrain"]["tau"] == 0.5 and cfg["model"]["num_classes"] == 0
+
+
+@pytest.mark.parametrize("tau", ["0", "-0.1"])
+def test_bad_tau_exits_2(tmp_path, capsys, tau):
+    assert main(["pretrain", "--tau", tau, "--out_dir", str(tmp_path), *TINY]) == 2
+    assert "pretrain.tau must be" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_projection_head_shapes_and_params():
+    from vitlab.models.projection import ProjectionHead
+
+    g = ProjectionHead(in_dim=96, hidden_dim=256, out_dim=64)
+    assert g(torch.randn(5, 96)).shape == (5, 64)
+    # fc1 without bias (BatchNorm follows): 96·256; BN: 2·256; fc2: 256·64 + 64
+    assert sum(p.numel() for p in g.parameters()) == 96 * 256 + 2 * 256 + 256 * 64 + 64
+    plain = ProjectionHead(in_dim=96, hidden_dim=256, out_dim=64, batch_norm=False)
+    assert sum(p.numel() for p in plain.parameters()) == 96 * 256 + 256 + 256 * 64 + 64
+    assert isinstance(plain.norm, torch.nn.Identity)
+    with pytest.raises(ValueError, match="out_dim"):
+        ProjectionHead(in_dim=4, hidden_dim=4, out_dim=0)

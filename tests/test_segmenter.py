@@ -1,0 +1,105 @@
+"""vitlab/models/segmenter.py and the metrics of vitlab/train/segment.py."""
+import math
+
+import pytest
+import torch
+
+from vitlab.config import ModelConfig, SegmentConfig
+from vitlab.models.segmenter import Segmenter
+from vitlab.train.segment import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy
+
+torch.set_num_threads(1)
+TINY = dict(img_size=16, patch_size=4, in_chans=1, dim=16, depth=1, heads=2, mlp_ratio=2.0)
+
+
+@pytest.mark.parametrize("method", ["nearest", "bilinear", "transposed", "unpool"])
+@pytest.mark.parametrize("patch", [2, 4, 8])
+def test_output_is_the_input_size(method, patch):
+    model = Segmenter(ModelConfig(**{**TINY, "patch_size": patch}), SegmentConfig(upsample=method, width=8),
+                      num_classes=11)
+    assert model(torch.randn(2, 1, 16, 16)).shape == (2, 11, 16, 16)
+
+
+@pytest.mark.parametrize("class_token", [True, False])
+def test_gradients_reach_the_encoder(class_token):
+    cfg = ModelConfig(**TINY, class_token=class_token, pool="token" if class_token else "avg")
+    model = Segmenter(cfg, SegmentConfig(upsample="unpool", width=8))
+    out = model(torch.randn(2, 1, 16, 16))
+    torch.nn.functional.cross_entropy(out, torch.randint(0, 11, (2, 16, 16))).backward()
+    enc = model.encoder
+    assert enc.to_patch_embedding.proj.weight.grad.abs().sum() > 0
+    assert enc.pos_embed.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert not model.index_conv.weight.requires_grad  # the unpool index path is fixed (no gradient through indices)
+
+
+def test_construction_errors_name_the_sizes():
+    with pytest.raises(ValueError, match=r"patch_size=3 is not a power of two.*4x4.*12x12"):
+        Segmenter(ModelConfig(**{**TINY, "img_size": 12, "patch_size": 3}))
+    with pytest.raises(ValueError, match="img_size=18 is not divisible"):
+        Segmenter(ModelConfig(**{**TINY, "img_size": 18}))
+
+
+def test_unpool_puts_values_where_the_image_peaked():
+    model = Segmenter(ModelConfig(**TINY), SegmentConfig(upsample="unpool", width=4)).eval()
+    x = torch.randn(1, 1, 16, 16)
+    indices = model.pool_indices(x)
+    assert [tuple(i.shape) for i in indices] == [(1, 4, 8, 8), (1, 4, 4, 4)]
+
+
+# -- metrics, against hand-worked confusion matrices ----------------------------------------------------
+def test_confusion_matrix_and_metrics_by_hand():
+    target = torch.tensor([[0, 0, 1, 1], [2, 2, 0, 0]])
+    pred = torch.tensor([[0, 1, 1, 1], [2, 0, 0, 0]])
+    cm = confusion_matrix(pred, target, 4)
+    # rows true, columns predicted: class 0: 3 right, 1 called 1; class 1: 2 right; class 2: 1 right, 1 called 0
+    assert cm.tolist() == [[3, 1, 0, 0], [0, 2, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]
+    assert pixel_accuracy(cm) == pytest.approx(6 / 8)
+    iou = iou_per_class(cm)
+    # IoU_k = TP / (TP + FP + FN): 0: 3/(3+1+1), 1: 2/(2+1+0), 2: 1/(1+0+1); class 3 absent everywhere: NaN
+    assert iou[:3].tolist() == pytest.approx([3 / 5, 2 / 3, 1 / 2])
+    assert math.isnan(iou[3])
+    assert mean_iou(cm) == pytest.approx((3 / 5 + 2 / 3 + 1 / 2) / 3)  # class 3 left out of the mean
+
+
+def test_a_class_only_predicted_counts_as_zero():
+    cm = torch.tensor([[2, 1], [0, 0]])  # class 1 never true, predicted once: IoU 0, kept in the mean
+    assert iou_per_class(cm).tolist() == pytest.approx([2 / 3, 0.0])
+    assert mean_iou(cm) == pytest.approx(1 / 3)
+    assert pixel_accuracy(cm) == pytest.approx(2 / 3)
+
+
+def test_perfect_prediction():
+    y = torch.randint(0, 5, (3, 8, 8))
+    cm = confusion_matrix(y, y, 11)
+    assert pixel_accuracy(cm) == 1.0 and mean_iou(cm) == 1.0
+    with pytest.raises(ValueError, match="shape"):
+        confusion_matrix(y[0], y, 11)
+
+
+def test_tiny_segment_run_learns_and_writes_the_run_folder(tmp_path):
+    import json
+
+    from vitlab.configio import apply_overrides
+    from vitlab.recipes import RECIPES
+    from vitlab.train.segment import fit_segment
+
+    cfg = apply_overrides(RECIPES["segment"](), {
+        "model.img_size": 16, "model.patch_size": 2, "model.dim": 32, "model.depth": 1, "model.heads": 2,
+        "segment.canvas": 16, "segment.scale": 1, "segment.max_digits": 2, "segment.width": 16,
+        "segment.train_images": 400, "segment.test_images": 100, "optim.epochs": 12, "optim.lr": 2e-3,
+        "optim.batch_size": 16, "threads": 1, "device": "cpu", "progress": False, "out_dir": str(tmp_path),
+        "name": "seg"})
+    run = fit_segment(cfg)
+    for name in ("config.json", "argv.json", "metrics.jsonl", "metrics.json", "model.safetensors", "curves.png"):
+        assert (run / name).is_file(), name
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and {"pixel_acc", "miou"} <= set(rows[0])
+    final = json.loads((run / "metrics.json").read_text())
+    assert {"test_miou", "test_pixel_acc", "train_time_s", "params"} <= set(final)
+    from vitlab.data.segmentation import load_segmentation
+
+    _, test = load_segmentation(cfg.segment)
+    background = float((test.masks == 0).float().mean())
+    assert final["test_pixel_acc"] > background + 0.003  # above the all-background baseline
+    assert final["test_miou"] > 1 / 11  # better than predicting background everywhere (IoU 0.89 / 11 classes)
