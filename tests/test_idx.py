@@ -10,7 +10,9 @@ import torch
 
 from vitlab.data.idx import IMAGES_MAGIC, LABELS_MAGIC, load_idx_dir, read_idx
 
-MNIST = Path("/work/shared/datasets/mnist")
+# shared/ sits beside the checkout (../shared from the repository root), locally and in CI
+MNIST = next((p for p in (Path(__file__).resolve().parents[2] / "shared/datasets/mnist",
+                          Path("/work/shared/datasets/mnist")) if p.is_dir()), Path("/work/shared/datasets/mnist"))
 # Published class counts of MNIST (LeCun et al.), train and t10k.
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -12,7 +12,9 @@ from vitlab.configio import apply_overrides
 from vitlab.data import load_data, parse_source
 from vitlab.data.idx import FASHION_MNIST_CLASSES, FASHION_MNIST_DIRS
 
-MNIST = Path("/work/shared/datasets/mnist")
+# shared/ sits beside the checkout (../shared from the repository root), locally and in CI
+MNIST = next((p for p in (Path(__file__).resolve().parents[2] / "shared/datasets/mnist",
+                          Path("/work/shared/datasets/mnist")) if p.is_dir()), Path("/work/shared/datasets/mnist"))
 
 
 def test_parse_source_forms(tmp_path):
