@@ -43,6 +43,7 @@ from .checkpoint import (CheckpointError, atomic_write_bytes, link_or_copy, load
 from .optim import build_optimizer
 from .plots import plot_curves
 from .schedule import warmup_cosine
+from .step import optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -226,11 +227,7 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
                         logits = model(x)
                         loss = (F.cross_entropy(logits.float(), target) if mixing else
                                 F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing))
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.optim.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-                    loss_value = loss.item()
+                    loss_value = optimizer_step(loss, optimizer, model.parameters(), cfg.optim.grad_clip)
                     if not math.isfinite(loss_value):
                         bar.close()
                         kept = (f"the last good checkpoint (epoch {ckpts.last[0]}, step {ckpts.last[1]}) is kept "
@@ -239,7 +236,6 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
                         raise TrainingDiverged(
                             f"loss became {loss_value} at step {step} (epoch {epoch + 1}); stopped before the "
                             f"update; {kept}. Try a lower optim.lr (now {cfg.optim.lr})")
-                    optimizer.step()
                 step += 1
                 # log
                 loss_sum += loss.detach() * len(idx)

@@ -37,6 +37,7 @@ from .distributed import info_nce_distributed, is_distributed, rank
 from .loop import TrainingDiverged, prepare_run_dir, resolve_device, seed_everything
 from .optim import build_optimizer
 from .schedule import warmup_cosine
+from .step import optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -192,15 +193,10 @@ def pretrain(cfg: PretrainRunConfig, *, overwrite: bool = False, argv: list[str]
             x2 = normalize(torch.cat([v1, v2]))  # (2N, C, H, W)
             z1, z2 = trained(x2).float().chunk(2)  # (N, proj_dim) each
             loss = info_nce_distributed(z1, z2, p.tau) if distributed else criterion(z1, z2)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(both.parameters(), cfg.optim.grad_clip)
-            loss_value = loss.item()
+            loss_value = optimizer_step(loss, optimizer, both.parameters(), cfg.optim.grad_clip)
             if not math.isfinite(loss_value):
                 raise TrainingDiverged(f"loss became {loss_value} at step {step} (epoch {epoch + 1}); "
                                        f"try a lower optim.lr (now {cfg.optim.lr}) or a larger pretrain.tau")
-            optimizer.step()
             step += 1
             loss_sum += loss.detach() * len(idx)
             seen += len(idx)

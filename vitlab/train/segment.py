@@ -36,10 +36,11 @@ from ..data.segmentation import NUM_CLASSES, SegmentationSet, load_segmentation
 from ..models import count_params
 from ..models.segmenter import Segmenter
 from .checkpoint import save_tensors
-from .loop import prepare_run_dir, resolve_device, seed_everything
+from .loop import TrainingDiverged, prepare_run_dir, resolve_device, seed_everything
 from .optim import build_optimizer
 from .plots import plot_curves
 from .schedule import warmup_cosine
+from .step import optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -149,16 +150,10 @@ def fit_segment(cfg: RunConfig, *, overwrite: bool = False, argv: list[str] | No
             y = train_dev.masks[idx]  # (B, H, W)
             logits = model(x)  # (B, K, H, W)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            if not math.isfinite(loss.item()):
-                from .loop import TrainingDiverged
-
-                raise TrainingDiverged(f"loss became {loss.item()} at step {step} (epoch {epoch + 1}); "
+            loss_value = optimizer_step(loss, optimizer, model.parameters(), cfg.optim.grad_clip)
+            if not math.isfinite(loss_value):
+                raise TrainingDiverged(f"loss became {loss_value} at step {step} (epoch {epoch + 1}); "
                                        f"try a lower optim.lr (now {cfg.optim.lr})")
-            optimizer.step()
             step += 1
             # log
             loss_sum += loss.detach() * y.numel()
