@@ -86,6 +86,7 @@ def test_tiny_segment_run_learns_and_writes_the_run_folder(tmp_path):
 
     cfg = apply_overrides(RECIPES["segment"](), {
         "model.img_size": 16, "model.patch_size": 2, "model.dim": 32, "model.depth": 1, "model.heads": 2,
+        "model.stem": "patch",
         "segment.canvas": 16, "segment.scale": 1, "segment.max_digits": 2, "segment.width": 16,
         "segment.train_images": 400, "segment.test_images": 100, "optim.epochs": 12, "optim.lr": 2e-3,
         "optim.batch_size": 16, "threads": 1, "device": "cpu", "progress": False, "out_dir": str(tmp_path),
