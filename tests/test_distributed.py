@@ -1,6 +1,7 @@
 """vitlab/train/distributed.py: 2 CPU processes (gloo) against the single-process loss on the whole batch."""
 from __future__ import annotations
 
+import math
 import os
 import socket
 import sys
@@ -134,3 +135,38 @@ def test_not_distributed_is_single_process():
 def test_bad_temperature_raises_before_any_communication(tau):
     with pytest.raises(ValueError, match="temperature"):
         info_nce_distributed(torch.randn(2, 3), torch.randn(2, 3), tau)
+
+
+# -- a real torchrun: `torchrun --nproc_per_node 2 -m vitlab.cli pretrain` on 2 CPU processes (gloo) ----------
+def test_torchrun_pretraining_on_two_processes(tmp_path):
+    import json
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "vitlab.cli", "pretrain", "--epochs", "2", "--name", "ddp", "--out_dir", str(tmp_path),
+           "--model.dim", "16", "--model.depth", "1", "--model.heads", "2", "--model.mlp_ratio", "1",
+           "--pretrain.proj_hidden", "16", "--pretrain.proj_dim", "8", "--batch-size", "128", "--threads", "1",
+           "--device", "cpu", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # rank 0 alone reports and writes the run folder; the log names the split of the global batch
+    assert proc.stdout.count("run folder:") == 1
+    assert proc.stderr.count("2 processes, 64 images each a step") == 1
+    run = tmp_path / "ddp"
+    final = json.loads((run / "metrics.json").read_text())
+    assert final["processes"] == 2 and final["epochs"] == 2
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]  # one row per epoch, not one per process
+    # 1437 digits, global batches of 128 (drop_last): 11 optimiser steps an epoch across both processes
+    assert rows[-1]["step"] == 22
+    assert all(math.isfinite(r["loss"]) for r in rows)
+
+
+def test_train_refuses_torchrun(monkeypatch, tmp_path, capsys):
+    from vitlab.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", "--out_dir", str(tmp_path)]) == 2
+    assert "vitlab train runs in one process" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -61,3 +61,37 @@ def test_projection_head_shapes_and_params():
     assert isinstance(plain.norm, torch.nn.Identity)
     with pytest.raises(ValueError, match="out_dim"):
         ProjectionHead(in_dim=4, hidden_dim=4, out_dim=0)
+
+
+def test_resume_is_bit_identical_with_the_moco_queue(tmp_path):
+    """2 epochs then `--resume RUN --epochs 3` equals 3 epochs straight: encoder, projection, queue, metrics.
+
+    Two warm-up epochs make the learning rate of epochs 1-2 independent of the total length; the views are
+    random, so the restored random state matters, and the queue carries negatives across the break."""
+    from safetensors.torch import load_file
+
+    from vitlab.train.checkpoint import load_tensors
+
+    args = [*TINY, "--optim.warmup_epochs", "2", "--pretrain.queue_size", "300", "--out_dir", str(tmp_path)]
+    assert main(["pretrain", "--epochs", "3", "--name", "straight", *args]) == 0
+    assert main(["pretrain", "--epochs", "2", "--name", "part", *args]) == 0
+    assert main(["pretrain", "--resume", str(tmp_path / "part"), "--epochs", "3", "-q"]) == 0
+
+    straight, part = tmp_path / "straight", tmp_path / "part"
+    for name in ("model.safetensors", "projection.safetensors"):
+        a, b = load_file(straight / name), load_file(part / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    qa, qb = load_tensors(straight / "checkpoint.safetensors")[0], load_tensors(part / "checkpoint.safetensors")[0]
+    assert qa["extra.queue"].shape == (300, 8) and torch.equal(qa["extra.queue"], qb["extra.queue"])
+    rows = lambda run: [{k: v for k, v in json.loads(line).items() if k not in ("epoch_time_s", "images_per_s")}  # noqa: E731
+                        for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows(straight) == rows(part) and [r["epoch"] for r in rows(part)] == [1, 2, 3]
+
+
+def test_resume_refuses_a_changed_setting(tmp_path, capsys):
+    assert main(["pretrain", "--epochs", "1", "--name", "r", "--out_dir", str(tmp_path), *TINY]) == 0
+    before = (tmp_path / "r" / "checkpoint.safetensors").read_bytes()
+    assert main(["pretrain", "--resume", str(tmp_path / "r"), "--tau", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "only --epochs" in err and "pretrain.tau" in err
+    assert (tmp_path / "r" / "checkpoint.safetensors").read_bytes() == before

@@ -104,3 +104,50 @@ def test_tiny_segment_run_learns_and_writes_the_run_folder(tmp_path):
     background = float((test.masks == 0).float().mean())
     assert final["test_pixel_acc"] > background + 0.003  # above the all-background baseline
     assert final["test_miou"] > 1 / 11  # better than predicting background everywhere (IoU 0.89 / 11 classes)
+
+
+def test_segment_run_resumes_bit_for_bit(tmp_path, capsys):
+    """2 epochs, then `vitlab train --resume RUN --epochs 4`, equals 4 epochs straight: same weights and metrics."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from vitlab.cli import main
+    from vitlab.configio import apply_overrides
+    from vitlab.recipes import RECIPES
+    from vitlab.train.segment import fit_segment
+
+    def cfg(name, epochs):
+        return apply_overrides(RECIPES["segment"](), {
+            "model.img_size": 16, "model.patch_size": 2, "model.dim": 16, "model.depth": 1, "model.heads": 2,
+            "model.stem": "patch", "model.drop_path": 0.1, "segment.canvas": 16, "segment.scale": 1,
+            "segment.width": 8, "segment.train_images": 64, "segment.test_images": 16, "optim.epochs": epochs,
+            "optim.warmup_epochs": 2,
+            "optim.batch_size": 16, "threads": 1, "device": "cpu", "progress": False, "out_dir": str(tmp_path),
+            "name": name})
+
+    # two warm-up epochs: the learning rate of epochs 1-2 does not depend on the total length, so a run
+    # configured for 2 epochs and resumed to 4 must retrace the 4-epoch run; drop path draws random numbers
+    straight = fit_segment(cfg("straight", 4))
+    part = fit_segment(cfg("part", 2))
+    assert main(["train", "--resume", str(part), "--epochs", "4", "-q"]) == 0
+    assert json.loads((part / "config.json").read_text())["optim"]["epochs"] == 4
+
+    a, b = load_file(straight / "model.safetensors"), load_file(part / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows = lambda run: [{k: v for k, v in json.loads(line).items() if k != "epoch_time_s"}  # noqa: E731
+                        for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows(straight) == rows(part) and len(rows(part)) == 4
+
+    # `vitlab eval` rebuilds the Segmenter and re-scores the test canvases: the run's own final numbers
+    capsys.readouterr()
+    assert main(["eval", str(part)]) == 0
+    final = json.loads((part / "metrics.json").read_text())
+    out = capsys.readouterr().out
+    assert f"test mIoU {final['test_miou']:.4f}, pixel accuracy {final['test_pixel_acc']:.4f}" in out
+    assert (part / "confusion.png").is_file()
+    # a classifier loader asked for a segmentation model says what to use instead
+    from vitlab.train import CheckpointError, load_model
+
+    with pytest.raises(CheckpointError, match="load_segmenter"):
+        load_model(part)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -89,6 +90,9 @@ def cmd_train(args, rest: list[str]) -> int:
         cfg = apply_overrides(load_run_config(args.resume), overrides)
     else:
         cfg = build_run_config(args, overrides)
+    if _torchrun_rank() > 0 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise CLIError("vitlab train runs in one process; under torchrun, W copies would write the same run "
+                       "folder. Multi-process training is vitlab pretrain's (torchrun ... -m vitlab.cli pretrain)")
     if cfg.task == "segment":  # vitlab/train/segment.py
         return _train_segment(cfg, args)
     run_dir = fit(cfg, resume=args.resume, overwrite=args.overwrite, argv=args.argv)
@@ -108,6 +112,8 @@ def cmd_eval(args, rest: list[str]) -> int:
 
     _no_extra(rest)
     cfg = load_run_config(args.run)
+    if cfg.task == "segment":
+        return _eval_segment(cfg, args)
     model, meta = load_model(args.run)
     _, test = load_data(cfg.data)
     ev = evaluate(model, test, Normalize(meta["mean"], meta["std"]))
@@ -122,6 +128,28 @@ def cmd_eval(args, rest: list[str]) -> int:
     for i, name in enumerate(classes):
         support = cm[i].sum()
         print(f"{name:>5}  {cm[i, i] / support if support else float('nan'):.4f}  {support:>7}")
+    print(f"confusion matrix: {out}")
+    return 0
+
+
+def _eval_segment(cfg, args) -> int:
+    from .data import Normalize
+    from .data.segmentation import load_segmentation
+    from .train.plots import plot_confusion
+    from .train.segment import evaluate_segmentation, iou_per_class, load_segmenter
+
+    model, meta = load_segmenter(args.run)
+    _, test = load_segmentation(cfg.segment, val_split=cfg.data.val_split, split_seed=cfg.data.split_seed)
+    ev = evaluate_segmentation(model, test, Normalize(meta["mean"], meta["std"]))
+    cm = ev["confusion"]
+    classes = meta.get("classes", test.classes)
+    out = Path(args.out) if args.out else Path(args.run) / "confusion.png"
+    plot_confusion(cm.numpy(), classes, out, title=f"segmentation: test mIoU {ev['miou']:.4f} (per pixel)")
+    print(f"test mIoU {ev['miou']:.4f}, pixel accuracy {ev['pixel_acc']:.4f}, loss {ev['loss']:.4f} "
+          f"({len(test)} canvases)")
+    print("class         IoU     pixels")
+    for name, iou, support in zip(classes, iou_per_class(cm).tolist(), cm.sum(1).tolist()):
+        print(f"{name:>10}  {iou:.4f}  {support:>9}")
     print(f"confusion matrix: {out}")
     return 0
 
@@ -330,16 +358,25 @@ PRETRAIN_ALIASES = {"tau": "pretrain.tau", "seed": "seed", "name": "name", "devi
 def cmd_pretrain(args, rest: list[str]) -> int:
     from .configio import apply_overrides, load_config_file, merge
     from .recipes.pretrain_digits import pretrain_digits
-    from .train.pretrain import pretrain
+    from .train.pretrain import load_pretrain_config, pretrain
 
     overrides = {PRETRAIN_ALIASES.get(k, k): v for k, v in parse_overrides(rest).items()}
     if args.quiet:
         overrides["progress"] = "false"
-    cfg = pretrain_digits()
-    if args.config:
-        cfg = merge(cfg, load_config_file(args.config))
-    cfg = apply_overrides(cfg, overrides)
-    run_dir = pretrain(cfg, overwrite=args.overwrite, argv=args.argv)
+    if args.resume:
+        fixed = sorted(set(overrides) - {"optim.epochs", "device", "threads", "progress"})
+        if fixed or args.config:
+            raise CLIError(f"--resume continues {args.resume} with its saved configuration; only --epochs, "
+                           f"--device, --threads and -q may change, got {fixed or ['--config']}")
+        cfg = apply_overrides(load_pretrain_config(args.resume), overrides)
+    else:
+        cfg = pretrain_digits()
+        if args.config:
+            cfg = merge(cfg, load_config_file(args.config))
+        cfg = apply_overrides(cfg, overrides)
+    run_dir = pretrain(cfg, resume=args.resume, overwrite=args.overwrite, argv=args.argv)
+    if _torchrun_rank() > 0:  # rank 0 wrote the run folder and reports it
+        return 0
     final = json.loads((run_dir / "metrics.json").read_text())
     print(f"run folder: {run_dir}")
     print(f"InfoNCE {final['loss']:.4f} (τ={final['tau']:g}), kNN test accuracy {final['knn_acc']:.4f} after "
@@ -382,6 +419,8 @@ def _add_pretrain_commands(sub) -> None:
                                    "--batch-size, --lr, --data, --seed, --name, --device, --threads.")
     p.add_argument("--config", help="JSON or TOML file with (part of) a pretraining run configuration")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+    p.add_argument("--resume", metavar="RUN", help="continue the pretraining run folder RUN from its last epoch "
+                                                   "checkpoint (only --epochs, --device, --threads, -q may change)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_pretrain)
 
@@ -407,9 +446,7 @@ def _add_pretrain_commands(sub) -> None:
 def _train_segment(cfg, args) -> int:
     from .train.segment import fit_segment
 
-    if args.resume:
-        raise CLIError("--resume is not supported for task='segment' runs (they keep no checkpoints)")
-    run_dir = fit_segment(cfg, overwrite=args.overwrite, argv=args.argv)
+    run_dir = fit_segment(cfg, resume=args.resume, overwrite=args.overwrite, argv=args.argv)
     final = json.loads((run_dir / "metrics.json").read_text())
     print(f"run folder: {run_dir}")
     print(f"test mIoU {final['test_miou']:.4f}, pixel accuracy {final['test_pixel_acc']:.4f} after "
@@ -477,7 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="test accuracy of a run and its confusion matrix")
+    p = sub.add_parser("eval", help="test accuracy (or, for a segmentation run, mIoU and per-class IoU) of a run "
+                                    "and its confusion matrix")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", help="confusion-matrix PNG (default: RUN/confusion.png)")
     p.set_defaults(func=cmd_eval)
@@ -519,11 +557,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _torchrun_rank() -> int:
+    """This process's rank under torchrun (its RANK variable); 0 otherwise."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     args.argv = sys.argv if argv is None else ["vitlab", *argv]  # the command argv.json records
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    level = logging.DEBUG if args.verbose else logging.INFO
+    if _torchrun_rank() > 0:  # under torchrun only rank 0 reports progress; the others say only what goes wrong
+        level = logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s")
     from .train import CheckpointError, TrainingDiverged, TrainingInterrupted, TrainingOutOfMemory
 
     # Expected failures (bad input, a broken file, a diverged or out-of-memory run) are one line on

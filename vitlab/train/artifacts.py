@@ -27,6 +27,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Vi
     tensors, meta = load_tensors(path, device=device)
     if "model" not in meta:
         raise CheckpointError(f"{path} has no model configuration in its header: not a vitlab model file")
+    if "segment" in meta:
+        raise CheckpointError(f"{path} holds a segmentation model (a ViT encoder with a decoder), not a "
+                              f"classifier; vitlab.train.segment.load_segmenter rebuilds it, `vitlab eval` scores it")
     cfg = from_dict(ModelConfig, meta["model"])
     model = ViT(cfg).to(device)
     load_model_state(model, tensors, str(path))

@@ -8,13 +8,69 @@ gathers both views from every process, with gradients, and evaluates the loss on
 """
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 
 from ..losses import _check_temperature, info_nce
+
+
+T = TypeVar("T")
+
+
+def launched_by_torchrun() -> bool:
+    """True in a process torchrun started with more than one process (WORLD_SIZE > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def setup_distributed(device: torch.device) -> torch.device:
+    """Join the process group torchrun describes (its env:// rendezvous): NCCL on CUDA (plus gloo for
+    CPU tensors), gloo on the CPU.
+
+    Each process takes GPU ``LOCAL_RANK`` on a CUDA device. Returns the device this process uses;
+    outside torchrun (or once joined) nothing happens.
+    """
+    if not launched_by_torchrun() or is_distributed():
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    # on CUDA both: NCCL for the tensors on the GPUs, gloo for the small CPU ones (on_main_process)
+    dist.init_process_group("cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def shard(batch: torch.Tensor) -> torch.Tensor:
+    """This process's contiguous slice of a global batch of indices, in rank order, so that gathering the
+    slices (:func:`gather_with_grad`) gives back the global batch. The size must divide by W."""
+    w = world_size()
+    if len(batch) % w:
+        raise ValueError(f"a batch of {len(batch)} cannot be split evenly over {w} processes")
+    return batch.chunk(w)[rank()] if w > 1 else batch
+
+
+def on_main_process(fn: Callable[[], T]) -> T | None:
+    """Run ``fn`` on rank 0 only (e.g. creating the run folder). If it fails there, every rank raises,
+    rather than the others waiting at their next collective until the timeout."""
+    result, error = None, None
+    if rank() == 0:
+        try:
+            result = fn()
+        except Exception as e:  # re-raised below, after the other ranks have been told
+            error = e
+    if is_distributed():
+        failed = torch.tensor([int(error is not None)])
+        dist.broadcast(failed, src=0)  # a CPU tensor: the gloo backend
+        if failed.item() and error is None:
+            raise RuntimeError("rank 0 failed before training (its error is in its output); stopping this rank")
+    if error is not None:
+        raise error
+    return result
 
 
 def is_distributed() -> bool:

@@ -167,8 +167,9 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
     start_epoch, step, train_time, resumed_epoch = 0, 0, 0.0, None
     metrics_path = run_dir / "metrics.jsonl"
     if resume is not None:
-        start_epoch, step, train_time, resumed_epoch = _restore(run_dir / CHECKPOINT, model, optimizer, device)
-        _truncate_metrics(metrics_path, start_epoch)
+        start_epoch, step, train_time, resumed_epoch = restore_checkpoint(run_dir / CHECKPOINT, model, optimizer,
+                                                                          device)
+        truncate_metrics(metrics_path, start_epoch)
         save_json(run_dir / "config.json", to_dict(cfg))  # may now ask for more epochs than before
         log.info("resumed %s at epoch %d (step %d%s)", run_dir, start_epoch, step,
                  f", batch {resumed_epoch[0]} of epoch {start_epoch + 1}" if resumed_epoch else "")
@@ -186,7 +187,7 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
     ckpts = _Checkpointer(run_dir, cfg, model, optimizer, ckpt_meta)
     if resume is not None:
         ckpts.last = (start_epoch, step)
-    best_acc = max((r["test_acc"] for r in _read_rows(metrics_path)), default=None)
+    best_acc = max((r["test_acc"] for r in read_rows(metrics_path)), default=None)
     with _DeferredInterrupt() as interrupt:
         epoch = start_epoch
         for epoch in range(start_epoch, cfg.optim.epochs):
@@ -296,7 +297,7 @@ class _Checkpointer:
     def save(self, epoch: int, step: int, train_time: float, *, batch: int = 0, epoch_state: dict | None = None,
              test_acc: float | None = None) -> None:
         path = self.run_dir / CHECKPOINT
-        _save_checkpoint(path, self.model, self.optimizer, self.cfg, epoch, step, train_time, self.extra,
+        save_checkpoint(path, self.model, self.optimizer, self.cfg, epoch, step, train_time, self.extra,
                          batch=batch, epoch_state=epoch_state, test_acc=test_acc)
         self.last = (epoch, step)
         if self.cfg.keep_last > 1:
@@ -312,12 +313,14 @@ def step_checkpoints(run_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def _save_checkpoint(path: Path, model, optimizer, cfg: RunConfig, epoch: int, step: int, train_time: float,
-                     extra: dict, *, batch: int = 0, epoch_state: dict | None = None,
-                     test_acc: float | None = None) -> None:
+def save_checkpoint(path: Path, model, optimizer, cfg: RunConfig, epoch: int, step: int, train_time: float,
+                    extra: dict, *, batch: int = 0, epoch_state: dict | None = None,
+                    test_acc: float | None = None, extra_tensors: dict[str, torch.Tensor] | None = None) -> None:
     """``epoch`` counts finished epochs; ``batch`` the batches done of the next one (0 at an epoch end),
-    whose running sums ``epoch_state`` carries (loss_sum, correct, seen, elapsed)."""
+    whose running sums ``epoch_state`` carries (loss_sum, correct, seen, elapsed). ``extra_tensors``
+    (e.g. a MoCo queue) are stored under ``extra.<name>``."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"extra.{k}": v for k, v in (extra_tensors or {}).items()})
     opt_tensors, opt_meta = optimizer_to_tensors(optimizer)
     tensors.update(opt_tensors)
     tensors["rng.torch"] = torch.get_rng_state()
@@ -341,7 +344,7 @@ def _save_checkpoint(path: Path, model, optimizer, cfg: RunConfig, epoch: int, s
     save_tensors(path, tensors, meta)
 
 
-def _restore(path: Path, model, optimizer, device) -> tuple[int, int, float, tuple | None]:
+def restore_checkpoint(path: Path, model, optimizer, device) -> tuple[int, int, float, tuple | None]:
     """Load a checkpoint into ``model``/``optimizer`` and the random states; returns (finished epochs, step,
     training time, and for a mid-epoch checkpoint (batches done, loss_sum, correct, seen, elapsed))."""
     tensors, meta = load_tensors(path, device="cpu")
@@ -421,13 +424,13 @@ def _out_of_memory_hint(batch_size: int, device: torch.device):
             f"--batch-size (e.g. {max(1, batch_size // 2)}) or a smaller model. ({str(e).splitlines()[0]})") from e
 
 
-def _read_rows(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _truncate_metrics(path: Path, epochs_done: int) -> None:
+def truncate_metrics(path: Path, epochs_done: int) -> None:
     """Keep exactly the epochs the checkpoint has seen, so a resumed run logs each epoch once."""
     if not path.exists():
         return

@@ -6,8 +6,9 @@ and uniformity of z (vitlab.analysis.tau) -> metrics.jsonl.
 
 Run folder: config.json (a PretrainRunConfig), argv.json, metrics.jsonl, metrics.json, curves.png,
 model.safetensors (the encoder, ``num_classes=0``: its head is the identity, so ``load_model`` rebuilds it and
-``model(x)`` is the (B, D) feature), projection.safetensors (g, for ``vitlab tau-report``).
-No mid-run checkpoints or resume: pretraining runs here are short.
+``model(x)`` is the (B, D) feature), projection.safetensors (g, for ``vitlab tau-report``), and
+checkpoint.safetensors at each epoch end (encoder, projection, optimiser, random states and the MoCo queue,
+in the classification loop's format) from which ``vitlab pretrain --resume RUN`` continues bit for bit.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
@@ -33,8 +35,10 @@ from ..models import ViT, count_params
 from ..models.projection import ProjectionHead
 from .artifacts import save_model
 from .checkpoint import load_tensors, save_tensors
-from .distributed import info_nce_distributed, is_distributed, rank
-from .loop import TrainingDiverged, prepare_run_dir, resolve_device, seed_everything
+from .distributed import (info_nce_distributed, is_distributed, launched_by_torchrun, on_main_process, rank,
+                          setup_distributed, shard, world_size)
+from .loop import (CHECKPOINT, TrainingDiverged, prepare_run_dir, read_rows, resolve_device, restore_checkpoint,
+                   save_checkpoint, seed_everything, truncate_metrics)
 from .optim import build_optimizer
 from .schedule import warmup_cosine
 from .step import optimizer_step
@@ -124,17 +128,47 @@ class _Contrastive(torch.nn.Module):
         return self.projection(encoder_features(self.encoder, x))  # (B, proj_dim)
 
 
-def pretrain(cfg: PretrainRunConfig, *, overwrite: bool = False, argv: list[str] | None = None) -> Path:
-    """Pretrain ``cfg``'s encoder contrastively and return its run folder."""
+def pretrain(cfg: PretrainRunConfig, *, resume: str | Path | None = None, overwrite: bool = False,
+             argv: list[str] | None = None) -> Path:
+    """Pretrain ``cfg``'s encoder contrastively and return its run folder. ``resume`` continues a run folder
+    from its last epoch checkpoint with its saved configuration (more epochs, another device or thread count
+    may be asked for).
+
+    Under ``torchrun --nproc_per_node W`` the W processes join one process group (gloo on the CPU, NCCL on
+    GPUs), each takes a contiguous W-th of every global batch of ``optim.batch_size`` images, the encoder
+    and projection are wrapped in DDP, and the InfoNCE negatives are gathered from all processes with
+    gradients, so a step optimises the loss of the global batch. Rank 0 evaluates and writes the run folder.
+    BatchNorm layers become SyncBatchNorm on GPUs; on the CPU (where PyTorch's SyncBatchNorm does not run)
+    each process normalises over its own part of the batch.
+    """
+    owns_group = launched_by_torchrun() and not is_distributed()
+    try:
+        return _pretrain(cfg, resume=resume, overwrite=overwrite, argv=argv)
+    finally:
+        if owns_group and is_distributed():
+            dist.destroy_process_group()
+
+
+def _pretrain(cfg: PretrainRunConfig, *, resume: str | Path | None, overwrite: bool,
+              argv: list[str] | None) -> Path:
+    if resume is not None:
+        resume = Path(resume)
+        saved = load_pretrain_config(resume)
+        cfg = replace(saved, optim=replace(saved.optim, epochs=max(cfg.optim.epochs, saved.optim.epochs)),
+                      out_dir=str(resume.parent), name=resume.name, progress=cfg.progress, device=cfg.device,
+                      threads=cfg.threads)
     if cfg.model.num_classes != 0:  # the encoder has no classifier; the probe adds one
         cfg = replace(cfg, model=replace(cfg.model, num_classes=0))
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    device = setup_distributed(resolve_device(cfg.device))
     p = cfg.pretrain
     distributed = is_distributed()
     if distributed and p.queue_size:
         raise ValueError("pretrain.queue_size > 0 is not supported under torchrun; use queue_size=0")
+    if cfg.optim.batch_size % world_size():
+        raise ValueError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by the {world_size()} "
+                         f"processes: each takes an equal part of the global batch")
     main_process = rank() == 0
 
     # -- data on the device as uint8, views, model + projection, optimiser ------------------------
@@ -145,7 +179,7 @@ def pretrain(cfg: PretrainRunConfig, *, overwrite: bool = False, argv: list[str]
                          f"{cfg.model.in_chans}x{cfg.model.img_size}x{cfg.model.img_size}")
     if len(train) < cfg.optim.batch_size:
         raise ValueError(f"optim.batch_size={cfg.optim.batch_size} exceeds the {len(train)} training images")
-    run_dir = prepare_run_dir(cfg, resume=False, overwrite=overwrite) if main_process else None
+    run_dir = on_main_process(lambda: prepare_run_dir(cfg, resume=resume is not None, overwrite=overwrite))
     seed_everything(cfg.seed)
     mean, std = train.channel_stats()
     normalize = Normalize(mean, std).to(device)
@@ -155,29 +189,50 @@ def pretrain(cfg: PretrainRunConfig, *, overwrite: bool = False, argv: list[str]
     head = ProjectionHead(in_dim=cfg.model.dim, hidden_dim=p.proj_hidden, out_dim=p.proj_dim,
                           batch_norm=p.proj_batch_norm).to(device)
     both = _Contrastive(model, head)
-    trained = torch.nn.parallel.DistributedDataParallel(both) if distributed else both
+    if distributed and device.type == "cuda":
+        both = torch.nn.SyncBatchNorm.convert_sync_batchnorm(both)  # the BatchNorm children, in place
+    trained = both
+    if distributed:  # DDP averages the gradients; the gathered loss makes that the global-batch gradient
+        trained = torch.nn.parallel.DistributedDataParallel(both, device_ids=[device.index] if device.type == "cuda"
+                                                            else None)
     optimizer = build_optimizer(both, cfg.optim)
     criterion = InfoNCE(temperature=p.tau, queue_size=p.queue_size).to(device)
     steps_per_epoch = num_batches(len(train), cfg.optim.batch_size, drop_last=True)
     total_steps = cfg.optim.epochs * steps_per_epoch
     warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
 
+    start_epoch, step, train_time, rows = 0, 0, 0.0, []
+    if resume is not None:  # every process loads the same checkpoint
+        ckpt = resume / CHECKPOINT
+        start_epoch, step, train_time, _ = restore_checkpoint(ckpt, both, optimizer, device)
+        queue = load_tensors(ckpt)[0].get("extra.queue")
+        if queue is not None:
+            criterion.queue = queue.to(device)
+        log.info("resumed %s at epoch %d (step %d)", resume, start_epoch, step)
     if main_process:
-        save_json(run_dir / "config.json", to_dict(cfg))
-        (run_dir / "argv.json").write_text(json.dumps(argv if argv is not None else sys.argv) + "\n")
         metrics_path = run_dir / "metrics.jsonl"
-        metrics_path.write_text("")
-    log.info("encoder: %s parameters; projection %d -> %d -> %d; τ=%g", f"{count_params(model):,}",
-             cfg.model.dim, p.proj_hidden, p.proj_dim, p.tau)
+        if resume is not None:
+            truncate_metrics(metrics_path, start_epoch)
+            rows = read_rows(metrics_path)
+        else:
+            (run_dir / "argv.json").write_text(json.dumps(argv if argv is not None else sys.argv) + "\n")
+            metrics_path.write_text("")
+        save_json(run_dir / "config.json", to_dict(cfg))  # a resumed run may now ask for more epochs
+    log.info("encoder: %s parameters; projection %d -> %d -> %d; τ=%g%s", f"{count_params(model):,}",
+             cfg.model.dim, p.proj_hidden, p.proj_dim, p.tau,
+             f"; {world_size()} processes, {cfg.optim.batch_size // world_size()} images each a step"
+             if distributed else "")
     test_x = test.images.to(device).float().div_(255)  # for alignment/uniformity, fixed views per epoch below
 
-    step, train_time, rows = 0, 0.0, []
-    for epoch in range(cfg.optim.epochs):
+    lr = cfg.optim.lr
+    for epoch in range(start_epoch, cfg.optim.epochs):
         both.train()
         criterion.train()
         t0 = time.perf_counter()
         loss_sum, seen = torch.zeros((), device=device), 0
         order = epoch_order(len(train), cfg.seed, epoch).to(device)
+        if distributed:  # different views on each process, a pure function of (seed, epoch, rank) to resume from
+            torch.manual_seed(cfg.seed * 1_000_003 + epoch * 1_009 + rank())
         bar = tqdm(batch_indices(order, cfg.optim.batch_size, drop_last=True), total=steps_per_epoch,
                    desc=f"epoch {epoch + 1}/{cfg.optim.epochs}", disable=not (cfg.progress and main_process),
                    leave=False, dynamic_ncols=True)
@@ -188,7 +243,7 @@ def pretrain(cfg: PretrainRunConfig, *, overwrite: bool = False, argv: list[str]
             for group in optimizer.param_groups:
                 group["lr"] = lr
             # two views -> h -> z -> InfoNCE; both views go through one forward so BatchNorm sees 2N rows
-            x = train_dev.images[idx].float().div_(255)  # (N, C, H, W) in [0, 1]
+            x = train_dev.images[shard(idx)].float().div_(255)  # (N / W, C, H, W) in [0, 1]
             v1, v2 = views(x)
             x2 = normalize(torch.cat([v1, v2]))  # (2N, C, H, W)
             z1, z2 = trained(x2).float().chunk(2)  # (N, proj_dim) each
@@ -223,6 +278,9 @@ def pretrain(cfg: PretrainRunConfig, *, overwrite: bool = False, argv: list[str]
         rows.append(row)
         with open(metrics_path, "a") as f:
             f.write(json.dumps(row) + "\n")
+        queue = {"queue": criterion.queue} if criterion.queue is not None else None
+        save_checkpoint(run_dir / CHECKPOINT, both, optimizer, cfg, epoch + 1, step, train_time,
+                        {"mean": mean, "std": std, "classes": train.classes}, extra_tensors=queue)
         log.info("epoch %d/%d  loss %.4f  kNN acc %.4f  align %.3f  unif %.3f  lr %.2e", epoch + 1,
                  cfg.optim.epochs, row["loss"], knn, row["alignment"], row["uniformity"], lr)
 
@@ -234,7 +292,8 @@ def pretrain(cfg: PretrainRunConfig, *, overwrite: bool = False, argv: list[str]
     save_projection(run_dir / PROJECTION_FILE, head, cfg)
     final = {"loss": rows[-1]["loss"], "knn_acc": rows[-1]["knn_acc"], "best_knn_acc": max(r["knn_acc"] for r in rows),
              "alignment": rows[-1]["alignment"], "uniformity": rows[-1]["uniformity"], "tau": p.tau,
-             "epochs": len(rows), "train_time_s": round(train_time, 3), "params": count_params(model)}
+             "epochs": len(rows), "train_time_s": round(train_time, 3), "params": count_params(model),
+             "processes": world_size()}
     save_json(run_dir / "metrics.json", final)
     plot_pretrain_curves(rows, run_dir / "curves.png")
     return run_dir

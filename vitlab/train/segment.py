@@ -4,8 +4,9 @@ The loop follows ``vitlab.train.loop.fit`` step for step (lr -> forward/loss -> 
 step -> log; per epoch: evaluate -> append metrics) and reuses its helpers — the AdamW groups,
 the warm-up + cosine schedule, run-folder handling, safetensors writing and the curve plot — and
 writes the same run folder: config.json, argv.json, metrics.jsonl, metrics.json,
-model.safetensors, curves.png. It has no mid-run checkpoints or ``--resume`` (not needed for runs
-of minutes).
+model.safetensors, curves.png, and checkpoint.safetensors at each epoch end (model, optimiser and
+random states, in the classification loop's format), from which ``vitlab train --resume RUN``
+continues bit for bit. No mid-epoch checkpoints: a segmentation epoch takes seconds.
 
 Metrics, from the confusion matrix C (rows: true class, columns: predicted), over every pixel:
 
@@ -22,21 +23,22 @@ import logging
 import math
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..config import RunConfig
-from ..configio import save_json, to_dict
+from ..config import ModelConfig, RunConfig, SegmentConfig
+from ..configio import from_dict, save_json, to_dict
 from ..data import Normalize, batch_indices, epoch_order, num_batches
 from ..data.segmentation import NUM_CLASSES, SegmentationSet, load_segmentation
 from ..models import count_params
 from ..models.segmenter import Segmenter
-from .checkpoint import save_tensors
-from .loop import TrainingDiverged, prepare_run_dir, resolve_device, seed_everything
+from .checkpoint import CheckpointError, load_model_state, load_tensors, save_tensors
+from .loop import (CHECKPOINT, TrainingDiverged, load_run_config, prepare_run_dir, read_rows, resolve_device,
+                   restore_checkpoint, save_checkpoint, seed_everything, truncate_metrics)
 from .optim import build_optimizer
 from .plots import plot_curves
 from .schedule import warmup_cosine
@@ -92,6 +94,21 @@ def evaluate_segmentation(model: torch.nn.Module, data: SegmentationSet, normali
             "confusion": cm}
 
 
+def load_segmenter(path: str | Path, device: str | torch.device = "cpu") -> tuple[Segmenter, dict]:
+    """Rebuild a Segmenter from a segmentation run folder or its ``model.safetensors``; returns (model in eval
+    mode, metadata)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    tensors, meta = load_tensors(path, device=device)
+    if "segment" not in meta or "model" not in meta:
+        raise CheckpointError(f"{path} is not a segmentation model file (its header has no 'segment' section)")
+    model = Segmenter(from_dict(ModelConfig, meta["model"]), from_dict(SegmentConfig, meta["segment"]),
+                      num_classes=int(meta["num_classes"])).to(device)
+    load_model_state(model, tensors, str(path))
+    return model.eval(), meta
+
+
 # -- training ----------------------------------------------------------------------------------------
 def check_segment_config(cfg: RunConfig) -> None:
     m, s = cfg.model, cfg.segment
@@ -101,8 +118,16 @@ def check_segment_config(cfg: RunConfig) -> None:
         raise ValueError(f"task='segment': the digit canvases have 1 channel but model.in_chans={m.in_chans}")
 
 
-def fit_segment(cfg: RunConfig, *, overwrite: bool = False, argv: list[str] | None = None) -> Path:
-    """Train a Segmenter for ``cfg`` (``cfg.task == 'segment'``) and return its run folder."""
+def fit_segment(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = False,
+                argv: list[str] | None = None) -> Path:
+    """Train a Segmenter for ``cfg`` (``cfg.task == 'segment'``) and return its run folder.
+    ``resume`` continues a run folder from its last epoch checkpoint (it may ask for more epochs)."""
+    if resume is not None:
+        resume = Path(resume)
+        saved = load_run_config(resume)
+        cfg = replace(saved, optim=replace(saved.optim, epochs=max(cfg.optim.epochs, saved.optim.epochs)),
+                      out_dir=str(resume.parent), name=resume.name, progress=cfg.progress, device=cfg.device,
+                      threads=cfg.threads)
     check_segment_config(cfg)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -111,7 +136,7 @@ def fit_segment(cfg: RunConfig, *, overwrite: bool = False, argv: list[str] | No
 
     # -- data, fixed by segment.data_seed, held on the device as uint8 ------------------------------
     train, test = load_segmentation(cfg.segment, val_split=cfg.data.val_split, split_seed=cfg.data.split_seed)
-    run_dir = prepare_run_dir(cfg, resume=False, overwrite=overwrite)
+    run_dir = prepare_run_dir(cfg, resume=resume is not None, overwrite=overwrite)
     seed_everything(cfg.seed)
     model = Segmenter(cfg.model, cfg.segment, num_classes=NUM_CLASSES).to(device)  # initialised from cfg.seed
     mean, std = train.channel_stats()
@@ -122,17 +147,24 @@ def fit_segment(cfg: RunConfig, *, overwrite: bool = False, argv: list[str] | No
     steps_per_epoch = num_batches(len(train), cfg.optim.batch_size, drop_last=True)
     total_steps = cfg.optim.epochs * steps_per_epoch
     warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
-    save_json(run_dir / "config.json", to_dict(cfg))
-    (run_dir / "argv.json").write_text(json.dumps(argv if argv is not None else sys.argv) + "\n")
     metrics_path = run_dir / "metrics.jsonl"
-    metrics_path.write_text("")
+    start_epoch, step, train_time = 0, 0, 0.0
+    if resume is not None:
+        start_epoch, step, train_time, _ = restore_checkpoint(run_dir / CHECKPOINT, model, optimizer, device)
+        truncate_metrics(metrics_path, start_epoch)
+        log.info("resumed %s at epoch %d (step %d)", run_dir, start_epoch, step)
+    else:
+        (run_dir / "argv.json").write_text(json.dumps(argv if argv is not None else sys.argv) + "\n")
+        metrics_path.write_text("")
+    save_json(run_dir / "config.json", to_dict(cfg))  # a resumed run may now ask for more epochs
     params = count_params(model)
     log.info("segmenter: %s parameters; %d train / %d test canvases of %s", f"{params:,}", len(train), len(test),
              train.shape)
+    ckpt_meta = {"mean": mean, "std": std, "classes": train.classes}
 
-    step, train_time, lr = 0, 0.0, cfg.optim.lr
-    rows = []
-    for epoch in range(cfg.optim.epochs):
+    lr = cfg.optim.lr
+    rows = read_rows(metrics_path)
+    for epoch in range(start_epoch, cfg.optim.epochs):
         model.train()
         t0 = time.perf_counter()
         loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long), 0
@@ -152,8 +184,10 @@ def fit_segment(cfg: RunConfig, *, overwrite: bool = False, argv: list[str] | No
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing)
             loss_value = optimizer_step(loss, optimizer, model.parameters(), cfg.optim.grad_clip)
             if not math.isfinite(loss_value):
+                kept = (f"the checkpoint of epoch {epoch} is kept in {run_dir / CHECKPOINT}" if epoch
+                        else "no checkpoint had been written yet")
                 raise TrainingDiverged(f"loss became {loss_value} at step {step} (epoch {epoch + 1}); "
-                                       f"try a lower optim.lr (now {cfg.optim.lr})")
+                                       f"try a lower optim.lr (now {cfg.optim.lr}); {kept}")
             step += 1
             # log
             loss_sum += loss.detach() * y.numel()
@@ -162,7 +196,7 @@ def fit_segment(cfg: RunConfig, *, overwrite: bool = False, argv: list[str] | No
         epoch_time = time.perf_counter() - t0
         train_time += epoch_time
 
-        # evaluate, record
+        # evaluate, record, checkpoint
         ev = evaluate_segmentation(model, test, normalize)
         row = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": loss_sum.item() / max(seen, 1),
                "train_pixel_acc": correct.item() / max(seen, 1), "test_loss": ev["loss"],
@@ -170,6 +204,7 @@ def fit_segment(cfg: RunConfig, *, overwrite: bool = False, argv: list[str] | No
         rows.append(row)
         with open(metrics_path, "a") as f:
             f.write(json.dumps(row) + "\n")
+        save_checkpoint(run_dir / CHECKPOINT, model, optimizer, cfg, epoch + 1, step, train_time, ckpt_meta)
         log.info("epoch %d/%d  train loss %.4f  test loss %.4f pixel acc %.4f mIoU %.4f  lr %.2e", epoch + 1,
                  cfg.optim.epochs, row["train_loss"], ev["loss"], ev["pixel_acc"], ev["miou"], lr)
 
