@@ -162,6 +162,14 @@ def test_torchrun_pretraining_on_two_processes(tmp_path):
     assert rows[-1]["step"] == 22
     assert all(math.isfinite(r["loss"]) for r in rows)
 
+    # the same command again: rank 0 refuses the existing folder, and rank 1 stops too instead of waiting
+    # at its first collective until the timeout; the finished run is untouched
+    before = (run / "model.safetensors").read_bytes()
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode != 0
+    assert "already exists" in again.stderr and "rank 0 failed before training" in again.stderr
+    assert (run / "model.safetensors").read_bytes() == before
+
 
 def test_train_refuses_torchrun(monkeypatch, tmp_path, capsys):
     from vitlab.cli import main
@@ -170,3 +178,13 @@ def test_train_refuses_torchrun(monkeypatch, tmp_path, capsys):
     assert main(["train", "--out_dir", str(tmp_path)]) == 2
     assert "vitlab train runs in one process" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_shard_and_main_process_outside_torchrun():
+    from vitlab.train.distributed import on_main_process, shard
+
+    batch = torch.arange(6)
+    assert shard(batch) is batch  # one process takes the whole batch
+    assert on_main_process(lambda: 7) == 7
+    with pytest.raises(FileExistsError, match="exists"):
+        on_main_process(lambda: (_ for _ in ()).throw(FileExistsError("runs/x exists")))

@@ -95,3 +95,10 @@ def test_resume_refuses_a_changed_setting(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "only --epochs" in err and "pretrain.tau" in err
     assert (tmp_path / "r" / "checkpoint.safetensors").read_bytes() == before
+
+
+def test_unknown_recipe_lists_the_known_ones(tmp_path, capsys):
+    assert main(["pretrain", "--recipe", "imagenet", "--out_dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "'imagenet'" in err and "digits" in err and "fashion-mnist" in err
+    assert not any(tmp_path.iterdir())

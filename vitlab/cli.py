@@ -357,7 +357,7 @@ PRETRAIN_ALIASES = {"tau": "pretrain.tau", "seed": "seed", "name": "name", "devi
 
 def cmd_pretrain(args, rest: list[str]) -> int:
     from .configio import apply_overrides, load_config_file, merge
-    from .recipes.pretrain_digits import pretrain_digits
+    from .recipes import PRETRAIN_RECIPES
     from .train.pretrain import load_pretrain_config, pretrain
 
     overrides = {PRETRAIN_ALIASES.get(k, k): v for k, v in parse_overrides(rest).items()}
@@ -365,12 +365,14 @@ def cmd_pretrain(args, rest: list[str]) -> int:
         overrides["progress"] = "false"
     if args.resume:
         fixed = sorted(set(overrides) - {"optim.epochs", "device", "threads", "progress"})
-        if fixed or args.config:
+        if fixed or args.config or args.recipe != "digits":
             raise CLIError(f"--resume continues {args.resume} with its saved configuration; only --epochs, "
-                           f"--device, --threads and -q may change, got {fixed or ['--config']}")
+                           f"--device, --threads and -q may change, got {fixed or ['--config/--recipe']}")
         cfg = apply_overrides(load_pretrain_config(args.resume), overrides)
     else:
-        cfg = pretrain_digits()
+        if args.recipe not in PRETRAIN_RECIPES:
+            raise CLIError(f"unknown pretraining recipe {args.recipe!r}; expected one of {sorted(PRETRAIN_RECIPES)}")
+        cfg = PRETRAIN_RECIPES[args.recipe]()
         if args.config:
             cfg = merge(cfg, load_config_file(args.config))
         cfg = apply_overrides(cfg, overrides)
@@ -414,9 +416,10 @@ def cmd_tau_report(args, rest: list[str]) -> int:
 
 def _add_pretrain_commands(sub) -> None:
     p = sub.add_parser("pretrain", help="contrastive (SimCLR/InfoNCE) pretraining of an encoder",
-                       description="Starts from the pretrain_digits recipe; any key is --section.key VALUE "
+                       description="Starts from a recipe (--recipe); any key is --section.key VALUE "
                                    "(model., data., optim., pretrain.); short forms --tau, --epochs, "
                                    "--batch-size, --lr, --data, --seed, --name, --device, --threads.")
+    p.add_argument("--recipe", default="digits", help="starting configuration: digits (default) or fashion-mnist")
     p.add_argument("--config", help="JSON or TOML file with (part of) a pretraining run configuration")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
     p.add_argument("--resume", metavar="RUN", help="continue the pretraining run folder RUN from its last epoch "

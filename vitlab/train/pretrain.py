@@ -86,11 +86,14 @@ def knn_predict(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Te
     Shape:
         bank: (M, D), bank_labels: (M,), queries: (Q, D) -> (Q,) predicted labels.
     """
-    sim = F.normalize(queries.float(), dim=1) @ F.normalize(bank.float(), dim=1).T  # (Q, M)
-    top_sim, top_idx = sim.topk(min(k, bank.shape[0]), dim=1)  # (Q, k)
-    votes = torch.zeros(queries.shape[0], num_classes, device=queries.device)
-    votes.scatter_add_(1, bank_labels[top_idx], top_sim)  # (Q, C)
-    return votes.argmax(1)
+    bank = F.normalize(bank.float(), dim=1)
+    preds = []
+    for q in F.normalize(queries.float(), dim=1).split(1024):  # (1024, M) similarities at a time, not (Q, M)
+        top_sim, top_idx = (q @ bank.T).topk(min(k, bank.shape[0]), dim=1)  # (q, k)
+        votes = torch.zeros(q.shape[0], num_classes, device=q.device)
+        votes.scatter_add_(1, bank_labels[top_idx], top_sim)  # (q, C)
+        preds.append(votes.argmax(1))
+    return torch.cat(preds)
 
 
 def knn_accuracy(model: ViT, train: ImageSet, test: ImageSet, normalize: Normalize, k: int) -> float:
