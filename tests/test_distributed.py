@@ -169,6 +169,12 @@ def test_torchrun_pretraining_on_two_processes(tmp_path):
     assert again.returncode != 0
     assert "already exists" in again.stderr and "rank 0 failed before training" in again.stderr
     assert (run / "model.safetensors").read_bytes() == before
+    # a global batch that does not split evenly over the processes is refused on every rank, before a folder
+    odd = [a if a != "128" else "127" for a in cmd]
+    odd[odd.index("ddp")] = "odd"
+    bad = subprocess.run(odd, capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode != 0 and "optim.batch_size=127 must be divisible by the 2 processes" in bad.stderr
+    assert not (tmp_path / "odd").exists()
 
 
 def test_train_refuses_torchrun(monkeypatch, tmp_path, capsys):

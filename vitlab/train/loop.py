@@ -125,6 +125,14 @@ def prepare_run_dir(cfg: RunConfig, *, resume: bool, overwrite: bool) -> Path:
     return run_dir
 
 
+def resumed_config(saved, asked, run_dir: Path, *also: str):
+    """The configuration a resumed run trains with: the ``saved`` one, in its own folder, taking from ``asked``
+    only what a resume may change: more epochs, the device, the thread count, progress bars (and ``also``)."""
+    return replace(saved, optim=replace(saved.optim, epochs=max(asked.optim.epochs, saved.optim.epochs)),
+                   out_dir=str(run_dir.parent), name=run_dir.name, progress=asked.progress, device=asked.device,
+                   threads=asked.threads, **{key: getattr(asked, key) for key in also})
+
+
 def load_run_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
@@ -140,9 +148,7 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
         saved = load_run_config(resume)
         # A resumed run continues its saved configuration: it may train for more epochs, on
         # another device or thread count, with or without progress bars; nothing else changes.
-        cfg = replace(saved, optim=replace(saved.optim, epochs=max(cfg.optim.epochs, saved.optim.epochs)),
-                      out_dir=str(resume.parent), name=resume.name, progress=cfg.progress, device=cfg.device,
-                      threads=cfg.threads, ckpt_every=cfg.ckpt_every, keep_last=cfg.keep_last)
+        cfg = resumed_config(saved, cfg, resume, "ckpt_every", "keep_last")
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)

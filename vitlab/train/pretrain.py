@@ -38,7 +38,7 @@ from .checkpoint import load_tensors, save_tensors
 from .distributed import (info_nce_distributed, is_distributed, launched_by_torchrun, on_main_process, rank,
                           setup_distributed, shard, world_size)
 from .loop import (CHECKPOINT, TrainingDiverged, prepare_run_dir, read_rows, resolve_device, restore_checkpoint,
-                   save_checkpoint, seed_everything, truncate_metrics)
+                   resumed_config, save_checkpoint, seed_everything, truncate_metrics)
 from .optim import build_optimizer
 from .schedule import warmup_cosine
 from .step import optimizer_step
@@ -156,10 +156,7 @@ def _pretrain(cfg: PretrainRunConfig, *, resume: str | Path | None, overwrite: b
               argv: list[str] | None) -> Path:
     if resume is not None:
         resume = Path(resume)
-        saved = load_pretrain_config(resume)
-        cfg = replace(saved, optim=replace(saved.optim, epochs=max(cfg.optim.epochs, saved.optim.epochs)),
-                      out_dir=str(resume.parent), name=resume.name, progress=cfg.progress, device=cfg.device,
-                      threads=cfg.threads)
+        cfg = resumed_config(load_pretrain_config(resume), cfg, resume)
     if cfg.model.num_classes != 0:  # the encoder has no classifier; the probe adds one
         cfg = replace(cfg, model=replace(cfg.model, num_classes=0))
     if cfg.threads > 0:

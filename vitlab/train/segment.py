@@ -23,7 +23,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -38,7 +38,7 @@ from ..models import count_params
 from ..models.segmenter import Segmenter
 from .checkpoint import CheckpointError, load_model_state, load_tensors, save_tensors
 from .loop import (CHECKPOINT, TrainingDiverged, load_run_config, prepare_run_dir, read_rows, resolve_device,
-                   restore_checkpoint, save_checkpoint, seed_everything, truncate_metrics)
+                   restore_checkpoint, resumed_config, save_checkpoint, seed_everything, truncate_metrics)
 from .optim import build_optimizer
 from .plots import plot_curves
 from .schedule import warmup_cosine
@@ -124,10 +124,7 @@ def fit_segment(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: 
     ``resume`` continues a run folder from its last epoch checkpoint (it may ask for more epochs)."""
     if resume is not None:
         resume = Path(resume)
-        saved = load_run_config(resume)
-        cfg = replace(saved, optim=replace(saved.optim, epochs=max(cfg.optim.epochs, saved.optim.epochs)),
-                      out_dir=str(resume.parent), name=resume.name, progress=cfg.progress, device=cfg.device,
-                      threads=cfg.threads)
+        cfg = resumed_config(load_run_config(resume), cfg, resume)
     check_segment_config(cfg)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
