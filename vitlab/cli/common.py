@@ -1,0 +1,63 @@
+"""What every subcommand shares: ``--section.key VALUE`` overrides, building a run configuration, errors."""
+from __future__ import annotations
+
+import os
+
+ALIASES = {"epochs": "optim.epochs", "batch_size": "optim.batch_size", "lr": "optim.lr", "data": "data.name",
+           "val_split": "data.val_split"}
+
+
+class CLIError(ValueError):
+    pass
+
+
+def parse_overrides(tokens: list[str]) -> dict[str, str]:
+    """``['--model.depth', '6', '--optim.lr=3e-3', '--no-progress']`` -> dotted key/value pairs."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("--"):
+            raise CLIError(f"unexpected argument {tok!r}: configuration keys are given as --section.key VALUE")
+        key, eq, value = tok[2:].partition("=")
+        key = key.replace("-", "_")
+        if not eq:
+            if key.startswith("no_"):
+                key, value = key[3:], "false"
+            elif i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+                value = tokens[i + 1]
+                i += 1
+            else:
+                value = "true"
+        out[ALIASES.get(key, key)] = value
+        i += 1
+    return out
+
+
+def build_run_config(args, overrides: dict[str, str]):
+    from ..config import SIZES, size_config
+    from ..configio import apply_overrides, load_config_file, merge
+    from ..recipes import RECIPES
+
+    if args.recipe not in RECIPES:
+        raise CLIError(f"unknown recipe {args.recipe!r}; expected one of {sorted(RECIPES)}")
+    cfg = RECIPES[args.recipe]()
+    if args.config:
+        cfg = merge(cfg, load_config_file(args.config))
+    if args.size:
+        from dataclasses import asdict
+
+        size = size_config(args.size, **{k: v for k, v in asdict(cfg.model).items()
+                                         if k not in next(iter(SIZES.values()))})
+        cfg = merge(cfg, {"model": asdict(size)})
+    return apply_overrides(cfg, overrides)
+
+
+def no_extra(rest: list[str]) -> None:
+    if rest:
+        raise CLIError(f"unexpected arguments {rest}")
+
+
+def torchrun_rank() -> int:
+    """This process's rank under torchrun (its RANK variable); 0 otherwise."""
+    return int(os.environ.get("RANK", "0"))
