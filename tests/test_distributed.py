@@ -145,8 +145,8 @@ def test_torchrun_pretraining_on_two_processes(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "vitlab.cli", "pretrain", "--epochs", "2", "--name", "ddp", "--out_dir", str(tmp_path),
            "--model.dim", "16", "--model.depth", "1", "--model.heads", "2", "--model.mlp_ratio", "1",
-           "--pretrain.proj_hidden", "16", "--pretrain.proj_dim", "8", "--batch-size", "128", "--threads", "1",
-           "--device", "cpu", "-q"]
+           "--pretrain.proj_hidden", "16", "--pretrain.proj_dim", "8", "--pretrain.queue_size", "300",
+           "--batch-size", "128", "--threads", "1", "--device", "cpu", "-q"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -161,6 +161,10 @@ def test_torchrun_pretraining_on_two_processes(tmp_path):
     # 1437 digits, global batches of 128 (drop_last): 11 optimiser steps an epoch across both processes
     assert rows[-1]["step"] == 22
     assert all(math.isfinite(r["loss"]) for r in rows)
+    # the MoCo queue holds the newest 300 embeddings of the global batches (22 steps x 128 seen)
+    from vitlab.train.checkpoint import load_tensors
+
+    assert load_tensors(run / "checkpoint.safetensors")[0]["extra.queue"].shape == (300, 8)
 
     # the same command again: rank 0 refuses the existing folder, and rank 1 stops too instead of waiting
     # at its first collective until the timeout; the finished run is untouched

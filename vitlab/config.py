@@ -280,7 +280,7 @@ FLIPS = ("auto", "on", "off")  # auto: flip colour (3-channel) images, never 1-c
 class PretrainConfig:
     """SimCLR-style contrastive pretraining (Chen et al. 2020): two views -> encoder -> g(·) -> InfoNCE(τ).
 
-    ``queue_size`` > 0 adds a MoCo queue of past embeddings as extra negatives (single process only).
+    ``queue_size`` > 0 adds a MoCo queue of past embeddings as extra negatives (under torchrun: of the global batch).
     The view augmentations (vitlab.data.views) are configured here too, since only pretraining uses them.
     """
 

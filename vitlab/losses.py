@@ -141,8 +141,10 @@ class InfoNCE(nn.Module):
     L2-normalised) into a FIFO buffer that keeps the last K rows, oldest first; from the next
     forward on they are extra negatives for every anchor (He et al. 2020). The current batch is
     pushed after the loss is computed, so a view is never its own negative. The buffer is filled
-    lazily (D is learnt from the first batch) and is not part of the state dict: after a resume it
-    refills within ⌈K/N⌉ steps.
+    lazily (D is learnt from the first batch) and is not part of the state dict (its length changes
+    while it fills); the pretraining loop stores it in its checkpoints itself. Under torchrun, give it
+    the gathered global batch (vitlab.train.distributed.gather_with_grad): every process then holds
+    the same queue.
 
     Args:
         temperature: τ > 0.

@@ -35,7 +35,7 @@ from ..models import ViT, count_params
 from ..models.projection import ProjectionHead
 from .artifacts import save_model
 from .checkpoint import load_tensors, save_tensors
-from .distributed import (info_nce_distributed, is_distributed, launched_by_torchrun, on_main_process, rank,
+from .distributed import (gather_with_grad, is_distributed, launched_by_torchrun, on_main_process, rank,
                           setup_distributed, shard, world_size)
 from .loop import (CHECKPOINT, TrainingDiverged, prepare_run_dir, read_rows, resolve_device, restore_checkpoint,
                    resumed_config, save_checkpoint, seed_everything, truncate_metrics)
@@ -164,8 +164,6 @@ def _pretrain(cfg: PretrainRunConfig, *, resume: str | Path | None, overwrite: b
     device = setup_distributed(resolve_device(cfg.device))
     p = cfg.pretrain
     distributed = is_distributed()
-    if distributed and p.queue_size:
-        raise ValueError("pretrain.queue_size > 0 is not supported under torchrun; use queue_size=0")
     if cfg.optim.batch_size % world_size():
         raise ValueError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by the {world_size()} "
                          f"processes: each takes an equal part of the global batch")
@@ -247,7 +245,9 @@ def _pretrain(cfg: PretrainRunConfig, *, resume: str | Path | None, overwrite: b
             v1, v2 = views(x)
             x2 = normalize(torch.cat([v1, v2]))  # (2N, C, H, W)
             z1, z2 = trained(x2).float().chunk(2)  # (N, proj_dim) each
-            loss = info_nce_distributed(z1, z2, p.tau) if distributed else criterion(z1, z2)
+            if distributed:  # the global batch, with gradients: the same loss and the same queue on every process
+                z1, z2 = gather_with_grad(z1), gather_with_grad(z2)  # (global N, proj_dim) each
+            loss = criterion(z1, z2)
             loss_value = optimizer_step(loss, optimizer, both.parameters(), cfg.optim.grad_clip)
             if not math.isfinite(loss_value):
                 raise TrainingDiverged(f"loss became {loss_value} at step {step} (epoch {epoch + 1}); "
