@@ -2,8 +2,9 @@
 
     vitlab pretrain --name simclr-digits --tau 0.2 && vitlab probe runs/simclr-digits
 
-Target (issue 4): linear-probe test accuracy ≥ 95%, at least 10 points above the same probe on a randomly
-initialised encoder (``vitlab probe runs/simclr-digits --random``). Not yet measured for this recipe.
+Measured (benchmarks/pretrain_digits.md, 3 seeds): linear probe 96.7–98.1% test accuracy, against 90.8–94.4%
+for the same probe on a randomly initialised encoder (``vitlab probe runs/simclr-digits --random``) and 95.6%
+on the raw pixels: the ≥ 95% target holds; a 10-point gap over the random encoder is out of reach on digits.
 """
 from __future__ import annotations
 
