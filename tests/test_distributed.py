@@ -15,7 +15,8 @@ import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
 from vitlab.losses import info_nce
-from vitlab.train.distributed import gather_with_grad, info_nce_distributed, is_distributed, rank, world_size
+from vitlab.train.distributed import (gather_with_grad, info_nce_distributed, is_distributed, rank, shard,
+                                      sum_over_processes, world_size)
 
 WORLD = 2
 TAU = 0.2
@@ -51,6 +52,8 @@ def _worker(local_rank: int, port: int, out_dir: str, z1_all, z2_all, queue, enc
         rows = slice(local_rank * n, (local_rank + 1) * n)
         out = {"rank": rank(), "world_size": world_size(), "is_distributed": is_distributed()}
         out["gathered"] = gather_with_grad(z1_all[rows].clone()).detach()
+        out["shard"] = shard(torch.arange(6))  # what each process of fit/pretrain takes of a batch of 6
+        out["sums"] = sum_over_processes(torch.tensor(2.5 + local_rank), torch.tensor(3 * local_rank), 10)
         for name, q in (("plain", None), ("queue", queue)):
             z1 = z1_all[rows].clone().requires_grad_(True)  # (N, D) leaves: this rank's embeddings
             z2 = z2_all[rows].clone().requires_grad_(True)
@@ -95,6 +98,9 @@ def test_two_processes_equal_one_process_on_the_combined_batch(tmp_path):
     for r, out in enumerate(results):
         assert (out["rank"], out["world_size"], out["is_distributed"]) == (r, WORLD, True)
         torch.testing.assert_close(out["gathered"], z1_all, rtol=0, atol=0)  # rank order, exact copy
+        assert out["shard"].tolist() == [3 * r, 3 * r + 1, 3 * r + 2]  # contiguous, in rank order
+        loss_sum, correct, seen = out["sums"]  # 2.5 + 3.5; 0 + 3 (a long tensor stays long); 10 + 10 (an int)
+        assert loss_sum.item() == 6.0 and correct.dtype == torch.long and correct.item() == 3 and seen == 20
     for name, q in (("plain", None), ("queue", queue)):
         z1 = z1_all.clone().requires_grad_(True)  # one process, the whole batch of 2N pairs
         z2 = z2_all.clone().requires_grad_(True)
@@ -181,13 +187,83 @@ def test_torchrun_pretraining_on_two_processes(tmp_path):
     assert not (tmp_path / "odd").exists()
 
 
-def test_train_refuses_torchrun(monkeypatch, tmp_path, capsys):
+def test_segmentation_refuses_torchrun(monkeypatch, tmp_path, capsys):
     from vitlab.cli import main
 
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert main(["train", "--out_dir", str(tmp_path)]) == 2
-    assert "vitlab train runs in one process" in capsys.readouterr().err
+    assert main(["train", "--recipe", "segment", "--out_dir", str(tmp_path)]) == 2
+    assert "task='segment' trains in one process" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_what_torchrun_processes_cannot_do_is_refused_before_joining(monkeypatch, tmp_path, capsys):
+    """Checked from WORLD_SIZE before the process group: a refusal must not leave the other processes waiting."""
+    import shutil
+
+    from vitlab.cli import main
+
+    # a run with mid-epoch checkpoints (22 steps an epoch; every 5 steps, the last 3 kept), in one process
+    assert main(["train", "--name", "r", "--out_dir", str(tmp_path), *TRAIN_FLAGS[:-5], "--epochs", "1",
+                 "--ckpt-every", "5", "--keep-last", "3", "--threads", "1", "--device", "cpu", "-q"]) == 0
+    run = tmp_path / "r"
+    shutil.copy(run / "checkpoint-step000020.safetensors", run / "checkpoint.safetensors")  # batch 20 of 22
+    before = (run / "checkpoint.safetensors").read_bytes()
+    capsys.readouterr()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--ckpt-every", "0", "-q"]) == 2
+    assert "was written inside an epoch: resume it in one process" in capsys.readouterr().err
+    assert (run / "checkpoint.safetensors").read_bytes() == before
+    assert main(["train", "--name", "x", "--out_dir", str(tmp_path), "--ckpt-every", "5"]) == 2
+    assert "under torchrun checkpoints are written at epoch ends only" in capsys.readouterr().err
+    assert main(["train", "--name", "y", "--out_dir", str(tmp_path), "--batch-size", "63"]) == 2
+    assert "optim.batch_size=63 must be divisible by the 2 processes" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+# the classification loop: 2 processes each with half of every batch of 64 against 1 process with all of it
+TRAIN_FLAGS = ["--model.dim", "16", "--model.depth", "1", "--model.heads", "2", "--model.patch_size", "4",
+               "--model.pool", "avg", "--model.drop_path", "0", "--data.augment", "none", "--batch-size", "64",
+               "--epochs", "2", "--lr", "5e-3", "--optim.warmup_epochs", "1", "--threads", "1", "--device", "cpu",
+               "-q"]
+
+
+def test_torchrun_classification_equals_one_process_on_the_global_batch(tmp_path):
+    import json
+    import subprocess
+
+    from safetensors.torch import load_file
+
+    from vitlab.cli import main
+
+    assert main(["train", "--name", "one", "--out_dir", str(tmp_path), *TRAIN_FLAGS]) == 0
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "vitlab.cli", "train", "--name", "two", "--out_dir", str(tmp_path), *TRAIN_FLAGS]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("run folder:") == 1 and "2 processes, 32 images each a step" in proc.stderr
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert json.loads((two / "metrics.json").read_text())["processes"] == 2
+    # DDP averages the gradients of two half-batch means: the gradient of the whole batch's mean, so the
+    # two runs differ only by float rounding (summation order) after 44 AdamW steps
+    a, b = load_file(one / "model.safetensors"), load_file(two / "model.safetensors")
+    # Except the key bias: softmax is shift-invariant, so its true gradient is 0 and what reaches it is
+    # rounding noise, which Adam's m / sqrt(v) scales up to full-size steps (seen: 1e-4 apart, the rest
+    # <= 1.2e-7). It cannot change any output, so it is left out.
+    d = 16
+    for name in ("one", "two"):
+        w = a if name == "one" else b
+        w["blocks.0.attn.to_qkv.bias"] = torch.cat([w["blocks.0.attn.to_qkv.bias"][:d],
+                                                    w["blocks.0.attn.to_qkv.bias"][2 * d:]])
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=k)
+    rows = lambda run: [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    for r1, r2 in zip(rows(one), rows(two), strict=True):
+        assert r1["step"] == r2["step"] and r1["test_acc"] == pytest.approx(r2["test_acc"], abs=1 / 360 + 1e-9)
+        # the train metrics are summed over both processes' halves: the same images as the one-process run
+        assert r2["train_loss"] == pytest.approx(r1["train_loss"], rel=1e-4)
+        assert r2["train_acc"] == pytest.approx(r1["train_acc"], abs=1e-9)
 
 
 def test_shard_and_main_process_outside_torchrun():

@@ -28,12 +28,14 @@ def cmd_train(args, rest: list[str]) -> int:
         cfg = apply_overrides(load_run_config(args.resume), overrides)
     else:
         cfg = build_run_config(args, overrides)
-    if torchrun_rank() > 0 or int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise CLIError("vitlab train runs in one process; under torchrun, W copies would write the same run "
-                       "folder. Multi-process training is vitlab pretrain's (torchrun ... -m vitlab.cli pretrain)")
     if cfg.task == "segment":  # vitlab/train/segment.py
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise CLIError("task='segment' trains in one process; under torchrun, W copies would write the same "
+                           "run folder (classification and pretraining run under torchrun)")
         return train_segment(cfg, args)
     run_dir = fit(cfg, resume=args.resume, overwrite=args.overwrite, argv=args.argv)
+    if torchrun_rank() > 0:  # rank 0 wrote the run folder and reports it
+        return 0
     final = json.loads((run_dir / "metrics.json").read_text())
     print(f"run folder: {run_dir}")
     print(f"test accuracy {final['test_acc']:.4f} after {final['epochs']} epochs, "

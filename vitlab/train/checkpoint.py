@@ -56,13 +56,22 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict)
 
 def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
     """Read a file written by ``save_tensors``; a missing, truncated or foreign file is a CheckpointError."""
+    return _read(path, device, with_tensors=True)
+
+
+def load_meta(path: str | Path) -> dict:
+    """Only the JSON header of a file written by ``save_tensors`` (no tensor is read)."""
+    return _read(path, "cpu", with_tensors=False)[1]
+
+
+def _read(path: str | Path, device, *, with_tensors: bool) -> tuple[dict[str, torch.Tensor], dict]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         with safe_open(str(path), framework="pt", device=str(device)) as f:
             header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupted?): {e}") from e
     try:

@@ -73,6 +73,17 @@ def on_main_process(fn: Callable[[], T]) -> T | None:
     return result
 
 
+def sum_over_processes(*values: torch.Tensor | float | int) -> list:
+    """All-reduce (sum) running totals over the processes; tensors stay tensors, numbers stay numbers."""
+    if not is_distributed():
+        return list(values)
+    device = next((v.device for v in values if isinstance(v, torch.Tensor)), torch.device("cpu"))
+    packed = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in values])  # (k,)
+    dist.all_reduce(packed)
+    return [total.to(v.dtype) if isinstance(v, torch.Tensor) else type(v)(total.item())
+            for v, total in zip(values, packed)]
+
+
 def is_distributed() -> bool:
     """True inside an initialised process group (torchrun + ``init_process_group``)."""
     return dist.is_available() and dist.is_initialized()

@@ -17,6 +17,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import random
 import re
 import shutil
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
@@ -38,8 +40,10 @@ from ..data import ImageSet, Normalize, batch_indices, build_augment, epoch_orde
 from ..data.augment import mix_batch
 from ..models import ViT, count_params
 from .artifacts import save_model
-from .checkpoint import (CheckpointError, atomic_write_bytes, link_or_copy, load_model_state, load_tensors,
-                         optimizer_from_tensors, optimizer_to_tensors, save_tensors)
+from .distributed import (is_distributed, launched_by_torchrun, on_main_process, rank, setup_distributed, shard,
+                          sum_over_processes, world_size)
+from .checkpoint import (CheckpointError, atomic_write_bytes, link_or_copy, load_meta, load_model_state,
+                         load_tensors, optimizer_from_tensors, optimizer_to_tensors, save_tensors)
 from .optim import build_optimizer
 from .plots import plot_curves
 from .schedule import warmup_cosine
@@ -142,7 +146,23 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
 
 def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = False,
         argv: list[str] | None = None) -> Path:
-    """Train ``cfg`` and return its run folder. ``resume`` continues a run folder's last checkpoint."""
+    """Train ``cfg`` and return its run folder. ``resume`` continues a run folder's last checkpoint.
+
+    Under ``torchrun --nproc_per_node W`` (DDP: gloo on CPUs, NCCL on GPUs) each process takes an equal,
+    contiguous part of every global batch of ``optim.batch_size`` images and DDP averages the gradients,
+    so a step is the step of the global batch; each process draws its own augmentations (seeded by seed,
+    epoch and rank). Rank 0 evaluates and writes the run folder; checkpoints are written at epoch ends only
+    (no ``ckpt_every``, and Ctrl-C stops at once: a mid-epoch stop would have to agree across processes).
+    """
+    owns_group = launched_by_torchrun() and not is_distributed()
+    try:
+        return _fit(cfg, resume=resume, overwrite=overwrite, argv=argv)
+    finally:
+        if owns_group and is_distributed():
+            dist.destroy_process_group()
+
+
+def _fit(cfg: RunConfig, *, resume: str | Path | None, overwrite: bool, argv: list[str] | None) -> Path:
     if resume is not None:
         resume = Path(resume)
         saved = load_run_config(resume)
@@ -151,12 +171,16 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
         cfg = resumed_config(saved, cfg, resume, "ckpt_every", "keep_last")
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    _check_processes(cfg, resume)  # before joining the group: a refusal must not leave the others waiting
+    device = setup_distributed(resolve_device(cfg.device))
+    distributed, main_process = is_distributed(), rank() == 0
 
     # -- data, held on the device as uint8 once (checked before any folder is made) -------------
     train, test = load_data(cfg.data)
     check_data_fits_model(cfg, train)
-    run_dir = prepare_run_dir(cfg, resume=resume is not None, overwrite=overwrite)
+    # rank 0 owns the folder; the others write nothing and know it only by name
+    run_dir = on_main_process(lambda: prepare_run_dir(cfg, resume=resume is not None, overwrite=overwrite))
+    run_dir = run_dir or Path(cfg.out_dir) / cfg.name
     seed_everything(cfg.seed)
     mean, std = train.channel_stats()
     normalize = Normalize(mean, std).to(device)
@@ -166,26 +190,34 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
 
     # -- model and optimiser --------------------------------------------------------------------
     model = ViT(cfg.model).to(device)
+    trained = model  # what the step runs: the model itself, or its DDP wrapper
+    if distributed:
+        if device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # norm='batch': statistics of the global batch
+        trained = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = build_optimizer(model, cfg.optim)
     steps_per_epoch = num_batches(len(train), cfg.optim.batch_size, drop_last=True)
     total_steps = cfg.optim.epochs * steps_per_epoch
     warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
     start_epoch, step, train_time, resumed_epoch = 0, 0, 0.0, None
     metrics_path = run_dir / "metrics.jsonl"
-    if resume is not None:
+    if resume is not None:  # every process loads the same checkpoint
         start_epoch, step, train_time, resumed_epoch = restore_checkpoint(run_dir / CHECKPOINT, model, optimizer,
                                                                           device)
-        truncate_metrics(metrics_path, start_epoch)
-        save_json(run_dir / "config.json", to_dict(cfg))  # may now ask for more epochs than before
+        if main_process:
+            truncate_metrics(metrics_path, start_epoch)
+            save_json(run_dir / "config.json", to_dict(cfg))  # may now ask for more epochs than before
         log.info("resumed %s at epoch %d (step %d%s)", run_dir, start_epoch, step,
                  f", batch {resumed_epoch[0]} of epoch {start_epoch + 1}" if resumed_epoch else "")
-    else:
+    elif main_process:
         save_json(run_dir / "config.json", to_dict(cfg))
         (run_dir / "argv.json").write_text(json.dumps(argv if argv is not None else sys.argv) + "\n")
         metrics_path.write_text("")
     params = count_params(model)
-    log.info("model: %s parameters; data: %d train / %d test images of %s", f"{params:,}", len(train), len(test),
-             train.shape)
+    log.info("model: %s parameters; data: %d train / %d test images of %s%s", f"{params:,}", len(train), len(test),
+             train.shape, f"; {world_size()} processes, {cfg.optim.batch_size // world_size()} images each a step"
+             if distributed else "")
 
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu",
                                                                                                       enabled=False)
@@ -193,8 +225,8 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
     ckpts = _Checkpointer(run_dir, cfg, model, optimizer, ckpt_meta)
     if resume is not None:
         ckpts.last = (start_epoch, step)
-    best_acc = max((r["test_acc"] for r in read_rows(metrics_path)), default=None)
-    with _DeferredInterrupt() as interrupt:
+    best_acc = max((r["test_acc"] for r in read_rows(metrics_path)), default=None) if main_process else None
+    with _DeferredInterrupt(enabled=not distributed) as interrupt:
         epoch = start_epoch
         for epoch in range(start_epoch, cfg.optim.epochs):
             model.train()
@@ -209,10 +241,12 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
                 correct = torch.zeros((), device=device, dtype=torch.long)
             t0 = time.perf_counter() - elapsed
             order = epoch_order(len(train), cfg.seed, epoch).to(device)
+            if distributed:  # each process its own augmentations, a pure function of (seed, epoch, rank)
+                torch.manual_seed(cfg.seed * 1_000_003 + epoch * 1_009 + rank())
             # the order is a pure function of (seed, epoch): a resumed epoch skips the batches done
             batches = itertools.islice(batch_indices(order, cfg.optim.batch_size, drop_last=True), done, None)
             bar = tqdm(batches, total=steps_per_epoch, initial=done, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
-                       disable=not cfg.progress, leave=False, dynamic_ncols=True)
+                       disable=not (cfg.progress and main_process), leave=False, dynamic_ncols=True)
             for batch_no, idx in enumerate(bar, start=done + 1):
                 # learning rate for this step
                 lr = warmup_cosine(step, total_steps=total_steps, warmup_steps=warmup_steps,
@@ -220,9 +254,10 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 with _out_of_memory_hint(cfg.optim.batch_size, device):
-                    # batch: slice, scale to [0, 1], augment, standardise
-                    x = train_dev.images[idx].float().div_(255)
-                    y = train_dev.labels[idx]
+                    # batch: slice (this process's part of it), scale to [0, 1], augment, standardise
+                    local = shard(idx)
+                    x = train_dev.images[local].float().div_(255)  # (B / W, C, H, W)
+                    y = train_dev.labels[local]
                     x = augment(x)
                     if mixing:  # MixUp/CutMix: soft targets; y becomes the dominant label, for train accuracy
                         x, target, y = mix_batch(x, y, cfg.model.num_classes, mixup_alpha=cfg.data.mixup,
@@ -231,7 +266,7 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
                     x = normalize(x)
                     # forward, loss, backward, clip, step
                     with amp:
-                        logits = model(x)
+                        logits = trained(x)
                         loss = (F.cross_entropy(logits.float(), target) if mixing else
                                 F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing))
                     loss_value = optimizer_step(loss, optimizer, model.parameters(), cfg.optim.grad_clip)
@@ -245,10 +280,10 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
                             f"update; {kept}. Try a lower optim.lr (now {cfg.optim.lr})")
                 step += 1
                 # log
-                loss_sum += loss.detach() * len(idx)
+                loss_sum += loss.detach() * len(local)
                 correct += (logits.argmax(-1) == y).sum()
-                seen += len(idx)
-                if cfg.progress:
+                seen += len(local)
+                if cfg.progress and main_process:
                     bar.set_postfix(loss=f"{loss_value:.3f}", acc=f"{correct.item() / seen:.3f}", lr=f"{lr:.2e}",
                                     img_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
                 # mid-epoch checkpoint (every ckpt_every steps, or on Ctrl-C); the epoch's last step is
@@ -263,6 +298,10 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
                         raise TrainingInterrupted(_interrupted_message(run_dir, epoch, step))
             epoch_time = time.perf_counter() - t0
             train_time += epoch_time
+            if distributed:  # the epoch's train metrics over every process's part
+                loss_sum, correct, seen = sum_over_processes(loss_sum, correct, seen)
+                if not main_process:
+                    continue
 
             # evaluate, record, checkpoint
             ev = evaluate(model, test, normalize)
@@ -282,14 +321,30 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
                 raise TrainingInterrupted(_interrupted_message(run_dir, epoch + 1, step))
 
     # -- final artefacts ----------------------------------------------------------------------------
+    if not main_process:
+        return run_dir
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
     save_model(run_dir / "model.safetensors", model, ckpt_meta)
     final = {"test_acc": rows[-1]["test_acc"] if rows else None, "test_loss": rows[-1]["test_loss"] if rows else None,
              "best_test_acc": max((r["test_acc"] for r in rows), default=None), "epochs": len(rows),
-             "train_time_s": round(train_time, 3), "params": params}
+             "train_time_s": round(train_time, 3), "params": params, "processes": world_size()}
     save_json(run_dir / "metrics.json", final)
     plot_curves(rows, run_dir / "curves.png")
     return run_dir
+
+
+def _check_processes(cfg: RunConfig, resume: Path | None) -> None:
+    """What torchrun's W processes (WORLD_SIZE) cannot do: split a batch unevenly, stop inside an epoch."""
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if cfg.optim.batch_size % processes:
+        raise ValueError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by the {processes} "
+                         f"processes: each takes an equal part of the global batch")
+    if processes > 1 and cfg.ckpt_every:
+        raise ValueError(f"ckpt_every={cfg.ckpt_every}: under torchrun checkpoints are written at epoch ends "
+                         f"only (the processes would have to agree on one step); use ckpt_every=0")
+    if processes > 1 and resume is not None and int(load_meta(resume / CHECKPOINT).get("batch", 0)) > 0:
+        raise ValueError(f"{resume / CHECKPOINT} was written inside an epoch: resume it in one process "
+                         f"(vitlab train --resume {resume}), or under torchrun from an epoch-end checkpoint")
 
 
 class _Checkpointer:
@@ -381,11 +436,13 @@ def restore_checkpoint(path: Path, model, optimizer, device) -> tuple[int, int, 
 
 class _DeferredInterrupt:
     """Turn Ctrl-C (SIGINT) into a request the loop honours between steps, so that the checkpoint it
-    writes holds a whole step, never a half-applied optimiser update. A second Ctrl-C interrupts at once."""
+    writes holds a whole step, never a half-applied optimiser update. A second Ctrl-C interrupts at once.
+    ``enabled=False`` (under torchrun) leaves Ctrl-C as it is: the processes could not agree on one step."""
 
-    def __init__(self):
+    def __init__(self, enabled: bool = True):
         self.requested = False
         self._previous = None
+        self.enabled = enabled
 
     def _handle(self, signum, frame):
         self.requested = True
@@ -393,7 +450,7 @@ class _DeferredInterrupt:
         signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
+        if self.enabled and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
