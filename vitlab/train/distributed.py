@@ -8,9 +8,10 @@ gathers both views from every process, with gradients, and evaluates the loss on
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import torch
@@ -43,6 +44,31 @@ def setup_distributed(device: torch.device) -> torch.device:
     # on CUDA both: NCCL for the tensors on the GPUs, gloo for the small CPU ones (on_main_process)
     dist.init_process_group("cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo")
     return device
+
+
+@contextlib.contextmanager
+def leaves_process_group() -> Iterator[None]:
+    """Around a run that may join torchrun's group (:func:`setup_distributed`): leave it at the end,
+    however the run ends; a group that existed before is left alone."""
+    owns = launched_by_torchrun() and not is_distributed()
+    try:
+        yield
+    finally:
+        if owns and is_distributed():
+            dist.destroy_process_group()
+
+
+def data_parallel(module: torch.nn.Module, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(the module, what a training step calls). In a process group: BatchNorm layers become SyncBatchNorm
+    on GPUs (PyTorch's runs on GPUs only) and the step calls a DistributedDataParallel wrapper, which
+    averages the gradients over the processes. Otherwise both are the module itself."""
+    if not is_distributed():
+        return module, module
+    if device.type == "cuda":
+        module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    ddp = torch.nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda"
+                                                    else None)
+    return module, ddp
 
 
 def shard(batch: torch.Tensor) -> torch.Tensor:

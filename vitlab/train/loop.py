@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
@@ -40,8 +39,8 @@ from ..data import ImageSet, Normalize, batch_indices, build_augment, epoch_orde
 from ..data.augment import mix_batch
 from ..models import ViT, count_params
 from .artifacts import save_model
-from .distributed import (is_distributed, launched_by_torchrun, on_main_process, rank, setup_distributed, shard,
-                          sum_over_processes, world_size)
+from .distributed import (data_parallel, is_distributed, leaves_process_group, on_main_process, rank,
+                          setup_distributed, shard, sum_over_processes, world_size)
 from .checkpoint import (CheckpointError, atomic_write_bytes, link_or_copy, load_meta, load_model_state,
                          load_tensors, optimizer_from_tensors, optimizer_to_tensors, save_tensors)
 from .optim import build_optimizer
@@ -154,12 +153,8 @@ def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = F
     epoch and rank). Rank 0 evaluates and writes the run folder; checkpoints are written at epoch ends only
     (no ``ckpt_every``, and Ctrl-C stops at once: a mid-epoch stop would have to agree across processes).
     """
-    owns_group = launched_by_torchrun() and not is_distributed()
-    try:
+    with leaves_process_group():
         return _fit(cfg, resume=resume, overwrite=overwrite, argv=argv)
-    finally:
-        if owns_group and is_distributed():
-            dist.destroy_process_group()
 
 
 def _fit(cfg: RunConfig, *, resume: str | Path | None, overwrite: bool, argv: list[str] | None) -> Path:
@@ -189,13 +184,7 @@ def _fit(cfg: RunConfig, *, resume: str | Path | None, overwrite: bool, argv: li
     train_dev = train.to(device)
 
     # -- model and optimiser --------------------------------------------------------------------
-    model = ViT(cfg.model).to(device)
-    trained = model  # what the step runs: the model itself, or its DDP wrapper
-    if distributed:
-        if device.type == "cuda":
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # norm='batch': statistics of the global batch
-        trained = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+    model, trained = data_parallel(ViT(cfg.model).to(device), device)  # trained: what the step calls (DDP or model)
     optimizer = build_optimizer(model, cfg.optim)
     steps_per_epoch = num_batches(len(train), cfg.optim.batch_size, drop_last=True)
     total_steps = cfg.optim.epochs * steps_per_epoch

@@ -21,7 +21,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
@@ -35,8 +34,8 @@ from ..models import ViT, count_params
 from ..models.projection import ProjectionHead
 from .artifacts import save_model
 from .checkpoint import load_tensors, save_tensors
-from .distributed import (gather_with_grad, is_distributed, launched_by_torchrun, on_main_process, rank,
-                          setup_distributed, shard, world_size)
+from .distributed import (data_parallel, gather_with_grad, is_distributed, leaves_process_group, on_main_process,
+                          rank, setup_distributed, shard, world_size)
 from .loop import (CHECKPOINT, TrainingDiverged, prepare_run_dir, read_rows, resolve_device, restore_checkpoint,
                    resumed_config, save_checkpoint, seed_everything, truncate_metrics)
 from .optim import build_optimizer
@@ -144,12 +143,8 @@ def pretrain(cfg: PretrainRunConfig, *, resume: str | Path | None = None, overwr
     BatchNorm layers become SyncBatchNorm on GPUs; on the CPU (where PyTorch's SyncBatchNorm does not run)
     each process normalises over its own part of the batch.
     """
-    owns_group = launched_by_torchrun() and not is_distributed()
-    try:
+    with leaves_process_group():
         return _pretrain(cfg, resume=resume, overwrite=overwrite, argv=argv)
-    finally:
-        if owns_group and is_distributed():
-            dist.destroy_process_group()
 
 
 def _pretrain(cfg: PretrainRunConfig, *, resume: str | Path | None, overwrite: bool,
@@ -186,13 +181,8 @@ def _pretrain(cfg: PretrainRunConfig, *, resume: str | Path | None, overwrite: b
     model = ViT(cfg.model).to(device)
     head = ProjectionHead(in_dim=cfg.model.dim, hidden_dim=p.proj_hidden, out_dim=p.proj_dim,
                           batch_norm=p.proj_batch_norm).to(device)
-    both = _Contrastive(model, head)
-    if distributed and device.type == "cuda":
-        both = torch.nn.SyncBatchNorm.convert_sync_batchnorm(both)  # the BatchNorm children, in place
-    trained = both
-    if distributed:  # DDP averages the gradients; the gathered loss makes that the global-batch gradient
-        trained = torch.nn.parallel.DistributedDataParallel(both, device_ids=[device.index] if device.type == "cuda"
-                                                            else None)
+    # under DDP the gathered loss (below) makes the averaged gradients those of the global batch's loss
+    both, trained = data_parallel(_Contrastive(model, head), device)  # SyncBatchNorm swaps children in place
     optimizer = build_optimizer(both, cfg.optim)
     criterion = InfoNCE(temperature=p.tau, queue_size=p.queue_size).to(device)
     steps_per_epoch = num_batches(len(train), cfg.optim.batch_size, drop_last=True)
