@@ -10,6 +10,11 @@ MNIST_DIR=${MNIST_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared/datasets/mnis
 start=$SECONDS
 vitlab train --recipe fashion-mnist --threads "$THREADS" --name fashion-mnist --out_dir "$OUT" -q
 echo "fashion-mnist: whole command $((SECONDS - start)) s"
+# The 20 epochs of the recipe ended at 92.57%; the run was then continued to 32 epochs (the cosine schedule
+# is recomputed over 32 epochs, so the learning rate restarts at ~36% of its peak and decays again).
+start=$SECONDS
+vitlab train --resume "$OUT/fashion-mnist" --epochs 32 --threads "$THREADS" -q
+echo "fashion-mnist, resumed to 32 epochs: whole command $((SECONDS - start)) s"
 start=$SECONDS
 vitlab train --recipe mnist --data "mnist:$MNIST_DIR" --threads "$THREADS" --name mnist --out_dir "$OUT" -q
 echo "mnist: whole command $((SECONDS - start)) s"
