@@ -16,7 +16,9 @@ def fashion_mnist() -> RunConfig:
 
     Aim: >= 93% test accuracy (the anchor: 93.0% for a ~400k-parameter ViT trained from scratch)
     with 0.36 M parameters. Random crop after 2-pixel padding and horizontal flips: clothes are
-    left-right symmetric, digits are not. Measured: benchmarks/mnist.md.
+    left-right symmetric, digits are not. Measured (benchmarks/mnist.md): 92.57% after these 20
+    epochs, 92.97% when continued to 32; the model still underfits, so the aim needs a longer
+    schedule than was affordable on the CPU machine.
     """
     return RunConfig(
         model=_model(),
@@ -30,7 +32,7 @@ def mnist() -> RunConfig:
     """`vitlab train --recipe mnist --data mnist:PATH` (a folder with the four idx(.gz) files).
 
     Aim: >= 99.3% test accuracy. Small random shifts, rotations and scalings (no flips).
-    Measured: benchmarks/mnist.md.
+    Measured (benchmarks/mnist.md): 99.56% after 12 epochs, 42 minutes on one CPU core.
     """
     return RunConfig(
         model=_model(),
