@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from .common import CLIError, build_run_config, no_extra, parse_overrides, torchrun_rank
@@ -12,6 +11,7 @@ from .common import CLIError, build_run_config, no_extra, parse_overrides, torch
 def cmd_train(args, rest: list[str]) -> int:
     from ..configio import apply_overrides
     from ..train import RESUMABLE_KEYS, fit, load_run_config
+    from ..train.distributed import launched_by_torchrun
 
     overrides = parse_overrides(rest)
     for key in ("ckpt_every", "keep_last"):
@@ -29,7 +29,7 @@ def cmd_train(args, rest: list[str]) -> int:
     else:
         cfg = build_run_config(args, overrides)
     if cfg.task == "segment":  # vitlab/train/segment.py
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if launched_by_torchrun():
             raise CLIError("task='segment' trains in one process; under torchrun, W copies would write the same "
                            "run folder (classification and pretraining run under torchrun)")
         return train_segment(cfg, args)

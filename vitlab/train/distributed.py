@@ -24,9 +24,14 @@ from ..losses import _check_temperature, info_nce
 T = TypeVar("T")
 
 
+def torchrun_processes() -> int:
+    """How many processes torchrun started (its WORLD_SIZE), known before any process group exists; 1 outside it."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def launched_by_torchrun() -> bool:
     """True in a process torchrun started with more than one process (WORLD_SIZE > 1)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return torchrun_processes() > 1
 
 
 def setup_distributed(device: torch.device) -> torch.device:

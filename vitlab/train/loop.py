@@ -17,7 +17,6 @@ import itertools
 import json
 import logging
 import math
-import os
 import random
 import re
 import shutil
@@ -40,7 +39,7 @@ from ..data.augment import mix_batch
 from ..models import ViT, count_params
 from .artifacts import save_model
 from .distributed import (data_parallel, is_distributed, leaves_process_group, on_main_process, rank,
-                          setup_distributed, shard, sum_over_processes, world_size)
+                          setup_distributed, shard, sum_over_processes, torchrun_processes, world_size)
 from .checkpoint import (CheckpointError, atomic_write_bytes, link_or_copy, load_meta, load_model_state,
                          load_tensors, optimizer_from_tensors, optimizer_to_tensors, save_tensors)
 from .optim import build_optimizer
@@ -324,7 +323,7 @@ def _fit(cfg: RunConfig, *, resume: str | Path | None, overwrite: bool, argv: li
 
 def _check_processes(cfg: RunConfig, resume: Path | None) -> None:
     """What torchrun's W processes (WORLD_SIZE) cannot do: split a batch unevenly, stop inside an epoch."""
-    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    processes = torchrun_processes()
     if cfg.optim.batch_size % processes:
         raise ValueError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by the {processes} "
                          f"processes: each takes an equal part of the global batch")
@@ -394,10 +393,14 @@ def save_checkpoint(path: Path, model, optimizer, cfg: RunConfig, epoch: int, st
     save_tensors(path, tensors, meta)
 
 
-def restore_checkpoint(path: Path, model, optimizer, device) -> tuple[int, int, float, tuple | None]:
+def restore_checkpoint(path: Path, model, optimizer, device,
+                       extra_tensors: dict[str, torch.Tensor] | None = None) -> tuple[int, int, float, tuple | None]:
     """Load a checkpoint into ``model``/``optimizer`` and the random states; returns (finished epochs, step,
-    training time, and for a mid-epoch checkpoint (batches done, loss_sum, correct, seen, elapsed))."""
+    training time, and for a mid-epoch checkpoint (batches done, loss_sum, correct, seen, elapsed)).
+    ``extra_tensors``, when given, receives what ``save_checkpoint`` stored under that name."""
     tensors, meta = load_tensors(path, device="cpu")
+    if extra_tensors is not None:
+        extra_tensors.update({k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")})
     try:
         model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         load_model_state(model, {k: v.to(device) for k, v in model_state.items()}, str(path))

@@ -191,11 +191,10 @@ def _pretrain(cfg: PretrainRunConfig, *, resume: str | Path | None, overwrite: b
 
     start_epoch, step, train_time, rows = 0, 0, 0.0, []
     if resume is not None:  # every process loads the same checkpoint
-        ckpt = resume / CHECKPOINT
-        start_epoch, step, train_time, _ = restore_checkpoint(ckpt, both, optimizer, device)
-        queue = load_tensors(ckpt)[0].get("extra.queue")
-        if queue is not None:
-            criterion.queue = queue.to(device)
+        extra: dict[str, torch.Tensor] = {}
+        start_epoch, step, train_time, _ = restore_checkpoint(resume / CHECKPOINT, both, optimizer, device, extra)
+        if "queue" in extra:
+            criterion.queue = extra["queue"].to(device)
         log.info("resumed %s at epoch %d (step %d)", resume, start_epoch, step)
     if main_process:
         metrics_path = run_dir / "metrics.jsonl"
