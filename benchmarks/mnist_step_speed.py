@@ -2,7 +2,8 @@
 
 Used to choose what a longer Fashion-MNIST run could afford (benchmarks/mnist.md): the cost of a
 wider (D=128) or deeper (6 blocks) model relative to the recipe's, per epoch of 60,000 images.
-One AdamW step on a batch of 128 random images, 3 warm-up steps then the mean of 20.
+One training step as `vitlab train` takes it (the loop's own `optimizer_step`: backward, gradient
+clipping at the recipe's norm, AdamW) on a batch of 128 random images; 3 warm-up steps, then the mean of 20.
 
     python benchmarks/mnist_step_speed.py > benchmarks/mnist_step_speed.md
 """
@@ -17,20 +18,19 @@ import torch.nn.functional as F
 
 from vitlab import ViT
 from vitlab.recipes.mnist import fashion_mnist
+from vitlab.train.step import optimizer_step
 
 VARIANTS = [("recipe (D=96, 4 blocks)", {}), ("D=128", {"dim": 128}), ("6 blocks", {"depth": 6})]
 
 
-def images_per_s(model: torch.nn.Module, batch: int = 128, warmup: int = 3, steps: int = 20) -> float:
+def images_per_s(model: torch.nn.Module, grad_clip: float, batch: int = 128, warmup: int = 3,
+                 steps: int = 20) -> float:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
     for i in range(warmup + steps):
         if i == warmup:
             start = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(F.cross_entropy(model(x), y), opt, model.parameters(), grad_clip)
     return batch * steps / (time.perf_counter() - start)
 
 
@@ -43,8 +43,9 @@ def main() -> None:
         base = None
         for name, change in VARIANTS:
             torch.manual_seed(0)
-            model = ViT(dataclasses.replace(fashion_mnist().model, **change)).train()
-            rate = images_per_s(model)
+            recipe = fashion_mnist()
+            model = ViT(dataclasses.replace(recipe.model, **change)).train()
+            rate = images_per_s(model, recipe.optim.grad_clip)
             base = base or rate
             params = sum(p.numel() for p in model.parameters())
             print(f"| {name} | {params:,} | {threads} | {rate:.0f} | {60000 / rate:.0f} | ×{base / rate:.2f} |",
