@@ -64,7 +64,7 @@ def test_analyse_writes_figures(run, tmp_path, capsys):
     for name in ("attention_distance.png", "pos_embed_similarity.png", "patch_embed_pca.png"):
         assert_png(out / name)
     text = capsys.readouterr().out
-    assert "mean attention distance in pixels (70 test images, patch 2, grid 4x4)" in text
+    assert "mean attention distance in pixels (70 validation images, patch 2, grid 4x4)" in text
     rows = [line.split() for line in text.splitlines() if line.strip()[:1].isdigit()]
     assert [r[0] for r in rows] == ["1", "2"]  # one row per layer
     # on a 4x4 grid of 2-pixel patches no distance can exceed the diagonal, 2·√18

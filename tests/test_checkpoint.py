@@ -1,5 +1,6 @@
 """vitlab/train/checkpoint.py: safetensors on disk, atomic writes, strict loading, optimiser state."""
 import copy
+import hashlib
 import json
 import struct
 
@@ -9,8 +10,9 @@ import torch
 
 from vitlab.config import ModelConfig
 from vitlab.models import ViT
-from vitlab.train.checkpoint import (CheckpointError, atomic_write_bytes, load_model_state, load_tensors,
-                                     optimizer_from_tensors, optimizer_to_tensors, save_tensors)
+from vitlab.fileio import atomic_write_bytes
+from vitlab.train.checkpoint import (CheckpointError, load_model_state, load_tensors, optimizer_from_tensors,
+                                     optimizer_to_tensors, save_tensors)
 from vitlab.train.optim import param_groups
 
 SAFETENSORS_DTYPES = {"F32": np.float32, "I64": np.int64, "U8": np.uint8}
@@ -56,8 +58,15 @@ def test_save_tensors_writes_a_real_safetensors_file(tmp_path):
         np.testing.assert_array_equal(tensors[name], t.numpy())
         assert list(header[name]["shape"]) == list(t.shape)
     assert header["w"]["dtype"] == "F32" and header["idx"]["dtype"] == "I64" and header["bytes"]["dtype"] == "U8"
-    # vitlab's metadata is one JSON string under the spec's __metadata__ key
-    assert json.loads(header["__metadata__"]["vitlab"]) == meta
+    # vitlab's metadata is one JSON string under the spec's __metadata__ key, with the tensors' SHA-256 added:
+    # worked out here from the bytes on disk, in name order, as name|dtype|shape| then the raw data
+    stored = json.loads(header["__metadata__"]["vitlab"])
+    h = hashlib.sha256()
+    torch_dtypes = {"F32": "torch.float32", "I64": "torch.int64", "U8": "torch.uint8"}
+    for name in sorted(tensors):
+        h.update(f"{name}|{torch_dtypes[header[name]['dtype']]}|{tuple(header[name]['shape'])}|".encode())
+        h.update(np.ascontiguousarray(tensors[name]).tobytes())
+    assert stored == {**meta, "sha256": h.hexdigest()}
     # no pickle anywhere: not a pickle stream (0x80 protocol byte) nor a torch.save zip archive
     assert raw[:1] != b"\x80" and raw[:4] != b"PK\x03\x04"
     assert b"torch._utils" not in raw and b"cnumpy" not in raw
@@ -91,6 +100,26 @@ def test_corrupted_files_raise_checkpoint_error_naming_the_path(tmp_path, damage
     with pytest.raises(CheckpointError) as e:
         load_tensors(bad)
     assert str(bad) in str(e.value)
+
+
+def test_flipped_tensor_bytes_fail_the_checksum_naming_the_file(tmp_path):
+    """Issue 11, defect 9: a bit flipped on disk inside the tensor data is refused, not loaded silently."""
+    path = tmp_path / "ckpt.safetensors"
+    save_tensors(path, {"w": torch.arange(1000, dtype=torch.float32), "b": torch.ones(3)}, {"epoch": 1})
+    raw = bytearray(path.read_bytes())
+    raw[-1000] ^= 0x01  # one bit of w's data: still a valid safetensors file, with another value in it
+    path.write_bytes(bytes(raw))
+    from safetensors.torch import load_file
+
+    assert not torch.equal(load_file(str(path))["w"], torch.arange(1000, dtype=torch.float32))  # really changed
+    with pytest.raises(CheckpointError) as e:
+        load_tensors(path)
+    assert str(path) in str(e.value) and "SHA-256" in str(e.value)
+    # a file written by another tool (no vitlab checksum) is still read
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    assert torch.equal(load_tensors(tmp_path / "foreign.safetensors")[0]["w"], torch.zeros(2))
 
 
 def test_corrupted_metadata_json_is_a_checkpoint_error(tmp_path):

@@ -1,7 +1,8 @@
 """vitlab/config.py: invariants checked at construction; the size table."""
+import dataclasses
 import pytest
 
-from vitlab.config import SIZES, DataConfig, ModelConfig, OptimConfig, RunConfig, size_config, with_changes
+from vitlab.config import SIZES, DataConfig, ModelConfig, OptimConfig, RunConfig, size_config
 
 
 @pytest.mark.parametrize("kwargs, fragments", [
@@ -60,6 +61,7 @@ def test_optim_invariants(kwargs, fragments):
 @pytest.mark.parametrize("kwargs, fragments", [
     (dict(val_split=0.0), ["val_split", "0.0"]),
     (dict(val_split=1.0), ["val_split", "1.0"]),
+    (dict(test_split=0.0), ["test_split", "0.0"]),
     (dict(augment="cutmix"), ["augment", "'cutmix'", "none", "digits"]),
 ])
 def test_data_invariants(kwargs, fragments):
@@ -75,7 +77,7 @@ def test_configs_are_frozen():
         cfg.seed = 1
     with pytest.raises(AttributeError):
         cfg.model.dim = 3
-    changed = with_changes(cfg, seed=5)
+    changed = dataclasses.replace(cfg, seed=5)
     assert changed.seed == 5 and cfg.seed == 0
 
 

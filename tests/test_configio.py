@@ -35,11 +35,13 @@ def test_valid_keys_are_the_dotted_leaf_fields():
     keys = valid_keys()
     assert "model.dim" in keys and "optim.betas" in keys and "data.augment" in keys and "seed" in keys
     assert "model" not in keys and "optim" not in keys
-    n_leaves = sum(len(c.__dataclass_fields__) for c in (ModelConfig, DataConfig, OptimConfig)) + 8  # name, out_dir, seed, device, threads, progress, ckpt_every, keep_last
-    from vitlab.config import SegmentConfig
+    from vitlab.config import PretrainConfig, SegmentConfig
 
-    n_leaves += len(SegmentConfig.__dataclass_fields__) + 1  # segment.*, task
+    sections = (ModelConfig, DataConfig, OptimConfig, SegmentConfig, PretrainConfig)
+    # task, name, out_dir, seed, device, threads, progress, ckpt_every, keep_last, dist_timeout_s
+    n_leaves = sum(len(c.__dataclass_fields__) for c in sections) + 10
     assert len(keys) == len(set(keys)) == n_leaves
+    assert "pretrain.tau" in keys and "segment.upsample" in keys  # one configuration for every task
 
 
 def test_unknown_dotted_override_lists_valid_keys():
@@ -95,13 +97,13 @@ def test_wrong_type_names_the_key(key, value):
 
 def test_string_coercion():
     cfg = apply_overrides(digits(), {"model.depth": "6", "optim.lr": "3e-3", "model.qkv_bias": "false",
-                                     "progress": "true", "optim.betas": "0.9,0.98", "seed": "-3",
+                                     "progress": "true", "optim.betas": "0.9,0.98", "seed": "3",
                                      "optim.epochs": " 7 ", "model.mlp_ratio": "2"})
     assert cfg.model.depth == 6 and type(cfg.model.depth) is int
     assert cfg.optim.lr == 0.003 and type(cfg.optim.lr) is float
     assert cfg.model.qkv_bias is False and cfg.progress is True
     assert cfg.optim.betas == (0.9, 0.98) and type(cfg.optim.betas) is tuple
-    assert cfg.seed == -3 and cfg.optim.epochs == 7
+    assert cfg.seed == 3 and cfg.optim.epochs == 7
     assert cfg.model.mlp_ratio == 2.0 and type(cfg.model.mlp_ratio) is float
 
 

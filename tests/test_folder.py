@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vitlab.data.folder import load_folder, stratified_split
+from vitlab.data import stratified_split
+from vitlab.data.folder import load_folder
 
 
 def save(path, arr, fmt=None):
@@ -30,7 +31,8 @@ def make_folder(root, counts: dict[str, int], size=(6, 5), mode="RGB", ext=".png
 def test_train_test_layout_exact_pixels(tmp_path):
     train_files = make_folder(tmp_path / "train", {"zebra": 2, "ant": 3})
     test_files = make_folder(tmp_path / "test", {"ant": 1, "zebra": 1}, seed=1)
-    train, test = load_folder(tmp_path)
+    train, val, test = load_folder(tmp_path)
+    assert val is None  # no val/ folder: vitlab.data.load_data carves the validation split from train/
     assert train.classes == ["ant", "zebra"] and test.classes == ["ant", "zebra"]
     assert train.images.shape == (5, 3, 5, 6) and train.images.dtype == torch.uint8
     assert train.labels.tolist() == [0, 0, 0, 1, 1] and test.labels.tolist() == [0, 1]
@@ -47,19 +49,34 @@ def test_class_order_is_sorted_and_stable(tmp_path):
     first = load_folder(tmp_path / "x")
     assert first[0].classes == sorted(["b", "C", "a", "10", "2"]) == ["10", "2", "C", "a", "b"]
     again = load_folder(tmp_path / "x")
-    assert torch.equal(first[0].images, again[0].images) and torch.equal(first[1].labels, again[1].labels)
+    assert torch.equal(first[0].images, again[0].images) and torch.equal(first[2].labels, again[2].labels)
 
 
-def test_val_split_is_stratified(tmp_path):
+def test_train_val_test_layout_gives_all_three(tmp_path):
+    make_folder(tmp_path / "train", {"a": 3, "b": 3})
+    make_folder(tmp_path / "val", {"a": 1, "b": 2}, seed=1)
+    make_folder(tmp_path / "test", {"a": 2, "b": 1}, seed=2)
+    train, val, test = load_folder(tmp_path)
+    assert (len(train), len(val), len(test)) == (6, 3, 3)
+    assert val.labels.tolist() == [0, 1, 1] and test.labels.tolist() == [0, 0, 1]
+    # train/ + val/ only: val/ is the test split (ImageNet's layout), the validation split is carved later
+    import shutil
+
+    shutil.rmtree(tmp_path / "test")
+    train, val, test = load_folder(tmp_path)
+    assert val is None and test.labels.tolist() == [0, 1, 1]
+
+
+def test_test_split_is_stratified(tmp_path):
     counts = {"cat": 20, "dog": 10, "eel": 5}
     make_folder(tmp_path, counts, size=(4, 4))
-    train, test = load_folder(tmp_path, val_split=0.2, seed=3)
+    train, _, test = load_folder(tmp_path, test_split=0.2, seed=3)
     assert train.labels.bincount().tolist() == [16, 8, 4] and test.labels.bincount().tolist() == [4, 2, 1]
     # Together the two parts are the whole folder, each image once.
     both = torch.cat([train.images, test.images]).flatten(1)
     assert len(both) == 35 and len({tuple(r.tolist()) for r in both}) == 35
     # A different seed picks different images, the same counts.
-    _, other = load_folder(tmp_path, val_split=0.2, seed=4)
+    *_, other = load_folder(tmp_path, test_split=0.2, seed=4)
     assert other.labels.bincount().tolist() == [4, 2, 1] and not torch.equal(other.images, test.images)
 
 
@@ -74,9 +91,9 @@ def test_stratified_split_proportions():
 
 def test_channels_inferred_and_resized(tmp_path):
     make_folder(tmp_path / "grey", {"a": 2, "b": 2}, size=(10, 10), mode="L")
-    train, test = load_folder(tmp_path / "grey", img_size=4)
+    train, _, test = load_folder(tmp_path / "grey", img_size=4)
     assert train.shape == (1, 4, 4) and test.shape == (1, 4, 4)
-    train3, _ = load_folder(tmp_path / "grey", channels=3)
+    train3, *_ = load_folder(tmp_path / "grey", channels=3)
     assert train3.shape == (3, 10, 10) and torch.equal(train3.images[:, 0], train3.images[:, 2])
     # A JPEG in RGB gives 3 channels; the decoded size is the file's.
     make_folder(tmp_path / "jpg", {"a": 2, "b": 2}, size=(8, 8), ext=".jpg")
@@ -107,7 +124,7 @@ def test_skip_bad_warns_with_each_file(tmp_path, caplog):
     good = (tmp_path / "b" / "001.png").read_bytes()
     bad2.write_bytes(good[: len(good) // 2])  # truncated
     with caplog.at_level(logging.WARNING, logger="vitlab.data.folder"):
-        train, test = load_folder(tmp_path, val_split=0.5, skip_bad=True)
+        train, _, test = load_folder(tmp_path, test_split=0.5, skip_bad=True)
     assert len(train) + len(test) == 6
     (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "skipped 2 unreadable image(s)" in record.getMessage()

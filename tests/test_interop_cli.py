@@ -72,3 +72,18 @@ def test_bad_format_or_foreign_file_is_exit_2(tmp_path, capsys):
     assert main(["export", str(src)]) == 2
     assert "nothing to export" in capsys.readouterr().err
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_import_never_replaces_a_file_without_overwrite(tmp_path, capsys):
+    """`vitlab import` replaced an existing file, even a run's model.safetensors (issue 11, defect 12)."""
+    _, src = _model_file(tmp_path)
+    run_model = tmp_path / "run" / "model.safetensors"
+    run_model.parent.mkdir()
+    run_model.write_bytes(b"a trained model")
+    assert main(["import", str(src), "--out", str(run_model)]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert run_model.read_bytes() == b"a trained model"
+    assert main(["import", str(src), "--out", str(run_model.parent)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["import", str(src), "--out", str(run_model), "--overwrite"]) == 0
+    assert load_model(run_model)[0].cfg == CFG

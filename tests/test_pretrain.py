@@ -1,11 +1,14 @@
+"""The pretraining task (vitlab/train/tasks/pretrain.py) through the one loop: run folder, kNN monitor, MoCo queue
+carried across a resume, `vitlab pretrain` as the short form of `vitlab train --task pretrain`."""
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from vitlab.cli import main
-from vitlab.train.pretrain import knn_predict
+from vitlab.train.metrics import knn_predict
 
 TINY = ["--model.dim", "16", "--model.depth", "1", "--model.heads", "2", "--model.mlp_ratio", "1",
         "--pretrain.proj_hidden", "16", "--pretrain.proj_dim", "8", "--pretrain.knn_k", "5",
@@ -26,20 +29,51 @@ def test_knn_hand_built():
     assert knn_predict(bank[:2], labels[:2], queries[:1], k=20, num_classes=2).tolist() == [0]
 
 
+def test_knn_equals_scikit_learns_similarity_weighted_vote():
+    """The same vote as sklearn's KNeighborsClassifier with cosine distance d and weights 1 - d (= similarity)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    g = torch.Generator().manual_seed(0)
+    bank, queries = torch.randn(200, 6, generator=g), torch.randn(50, 6, generator=g)
+    labels = torch.randint(0, 4, (200,), generator=g)
+    ref = KNeighborsClassifier(n_neighbors=7, metric="cosine", weights=lambda d: 1 - d, algorithm="brute")
+    ref.fit(bank.double().numpy(), labels.numpy())
+    assert knn_predict(bank, labels, queries, k=7, num_classes=4).tolist() == ref.predict(queries.double().numpy()).tolist()
+
+
 def test_tiny_pretrain_writes_run_folder(tmp_path):
     rc = main(["pretrain", "--epochs", "2", "--tau", "0.5", "--out_dir", str(tmp_path), "--name", "r", *TINY])
     assert rc == 0
     run = tmp_path / "r"
     for f in ("config.json", "metrics.jsonl", "metrics.json", "model.safetensors", "projection.safetensors",
-              "curves.png"):
+              "curves.png", "checkpoint.safetensors", "best.safetensors"):
         assert (run / f).is_file(), f
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 2
-    for r in rows:
-        assert math.isfinite(r["loss"]) and 0.0 <= r["knn_acc"] <= 1.0
-        assert r["alignment"] >= 0 and r["uniformity"] <= 0
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all(math.isfinite(r[k]) for r in rows for k in ("train_loss", "val_knn_acc", "val_alignment",
+                                                            "val_uniformity"))
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["pretrain"]["tau"] == 0.5 and cfg["model"]["num_classes"] == 0
+    assert cfg["task"] == "pretrain" and cfg["pretrain"]["tau"] == 0.5 and cfg["model"]["num_classes"] == 0
+    final = json.loads((run / "metrics.json").read_text())
+    assert final["metric"] == "val_knn_acc" and final["best_val_knn_acc"] == max(r["val_knn_acc"] for r in rows)
+
+    # the final test kNN accuracy, recomputed with scikit-learn from the saved encoder's features
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from vitlab.configio import from_dict
+    from vitlab.config import RunConfig
+    from vitlab.data import Normalize, load_data
+    from vitlab.train import load_model
+    from vitlab.train.tasks.pretrain import encode
+
+    encoder, meta = load_model(run)
+    splits = load_data(from_dict(RunConfig, cfg).data)
+    normalize = Normalize(meta["mean"], meta["std"])
+    bank, queries = encode(encoder, splits.train.images, normalize), encode(encoder, splits.test.images, normalize)
+    knn = KNeighborsClassifier(n_neighbors=5, metric="cosine", weights=lambda d: 1 - d, algorithm="brute")
+    knn.fit(bank.double().numpy(), splits.train.labels.numpy())
+    acc = float(np.mean(knn.predict(queries.double().numpy()) == splits.test.labels.numpy()))
+    assert final["test_knn_acc"] == pytest.approx(acc, abs=1.5 / len(splits.test))  # float32 vs float64: <= 1 vote
 
 
 @pytest.mark.parametrize("tau", ["0", "-0.1"])
@@ -67,7 +101,7 @@ def test_resume_is_bit_identical_with_the_moco_queue(tmp_path):
     """2 epochs then `--resume RUN --epochs 3` equals 3 epochs straight: encoder, projection, queue, metrics.
 
     Two warm-up epochs make the learning rate of epochs 1-2 independent of the total length; the views are
-    random, so the restored random state matters, and the queue carries negatives across the break."""
+    random, so the random streams matter, and the queue carries negatives across the break."""
     from safetensors.torch import load_file
 
     from vitlab.train.checkpoint import load_tensors
@@ -75,14 +109,15 @@ def test_resume_is_bit_identical_with_the_moco_queue(tmp_path):
     args = [*TINY, "--optim.warmup_epochs", "2", "--pretrain.queue_size", "300", "--out_dir", str(tmp_path)]
     assert main(["pretrain", "--epochs", "3", "--name", "straight", *args]) == 0
     assert main(["pretrain", "--epochs", "2", "--name", "part", *args]) == 0
-    assert main(["pretrain", "--resume", str(tmp_path / "part"), "--epochs", "3", "-q"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "part"), "--epochs", "3", "-q"]) == 0
 
     straight, part = tmp_path / "straight", tmp_path / "part"
     for name in ("model.safetensors", "projection.safetensors"):
         a, b = load_file(straight / name), load_file(part / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     qa, qb = load_tensors(straight / "checkpoint.safetensors")[0], load_tensors(part / "checkpoint.safetensors")[0]
-    assert qa["extra.queue"].shape == (300, 8) and torch.equal(qa["extra.queue"], qb["extra.queue"])
+    key = "model.criterion._extra_state"  # the queue travels as the loss module's extra state
+    assert qa[key].shape == (300, 8) and torch.equal(qa[key], qb[key])
     rows = lambda run: [{k: v for k, v in json.loads(line).items() if k not in ("epoch_time_s", "images_per_s")}  # noqa: E731
                         for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows(straight) == rows(part) and [r["epoch"] for r in rows(part)] == [1, 2, 3]
@@ -93,7 +128,7 @@ def test_resume_refuses_a_changed_setting(tmp_path, capsys):
     before = (tmp_path / "r" / "checkpoint.safetensors").read_bytes()
     assert main(["pretrain", "--resume", str(tmp_path / "r"), "--tau", "0.1"]) == 2
     err = capsys.readouterr().err
-    assert "only --epochs" in err and "pretrain.tau" in err
+    assert "only --optim.epochs" in err and "pretrain.tau" in err
     assert (tmp_path / "r" / "checkpoint.safetensors").read_bytes() == before
 
 

@@ -1,7 +1,7 @@
-"""Issue 6 (vitlab/train/loop.py, checkpoint.py, cli.py): mid-epoch checkpoints, exact resume after
-SIGKILL and Ctrl-C, keep-last-K and best checkpoints, safe loading of weight files.
+"""vitlab/train/loop.py, checkpoint.py: mid-epoch checkpoints, exact resume after SIGKILL, Ctrl-C and SIGTERM,
+keep-last-K and best checkpoints, roll-back, safe loading of weight files.
 
-Every run is tiny (16 wide, 1 block, 22 steps an epoch, one thread) so that the file takes seconds.
+Every run is tiny (16 wide, 1 block, 20 steps an epoch, one thread) so that the file takes seconds.
 A resumed run must be bit-identical to an uninterrupted one of the same seed: equal tensors in
 model.safetensors and equal metrics (all but wall-clock timings), each epoch exactly once.
 """
@@ -22,11 +22,12 @@ from vitlab.configio import apply_overrides, save_json, to_dict
 from vitlab.recipes import digits
 from vitlab.train import CheckpointError, fit, load_run_config, load_state_dict_file
 from vitlab.train.checkpoint import load_tensors, save_tensors
-from vitlab.train.loop import TrainingOutOfMemory, _out_of_memory_hint, is_out_of_memory, step_checkpoints
+from vitlab.train.loop import TrainingOutOfMemory, _out_of_memory_hint, is_out_of_memory
+from vitlab.train.run_dir import step_checkpoints
 
-STEPS = 1437 // 64  # 22 steps an epoch
+STEPS = 1292 // 64  # 20 steps an epoch (1,292 training digits once the validation split is held out)
 TIMING = {"epoch_time_s", "images_per_s"}
-# Augmentation on, so that the restored random state matters; 3 epochs of 22 steps.
+# Augmentation on, so that the restored random state matters; 3 epochs of 20 steps.
 RUN = {"model.dim": 16, "model.depth": 1, "model.heads": 2, "model.patch_size": 4, "model.mlp_ratio": 2.0,
        "model.pool": "avg", "model.dropout": 0.0, "model.drop_path": 0.0, "data.augment": "digits",
        "optim.epochs": 3, "optim.batch_size": 64, "optim.lr": 5e-3, "optim.min_lr": 1e-5,
@@ -71,43 +72,62 @@ def stepped(tmp_path_factory):
 # -- mid-epoch checkpoints, keep-last-K, best --------------------------------------------------------
 def test_checkpointing_every_n_steps_changes_nothing_and_keeps_the_last_k(reference, stepped):
     assert_same_run(reference, stepped)
-    # written at steps 5, 10, 15, 20, 22 (epoch end), 25, ..., 40, 44, 45, ..., 65, 66: the last 8 stay
+    # written at steps 5, 10, 15, 20 (epoch end), 25, ..., 40 (epoch end), ..., 55, 60: the last 8 stay
     assert [p.name for p in step_checkpoints(stepped)] == [f"checkpoint-step{s:06d}.safetensors"
-                                                          for s in (40, 44, 45, 50, 55, 60, 65, 66)]
-    assert (stepped / "checkpoint.safetensors").read_bytes() == (stepped / "checkpoint-step000066.safetensors"
+                                                          for s in (25, 30, 35, 40, 45, 50, 55, 60)]
+    assert (stepped / "checkpoint.safetensors").read_bytes() == (stepped / "checkpoint-step000060.safetensors"
                                                                  ).read_bytes()
+    tensors, meta = load_tensors(stepped / "checkpoint-step000035.safetensors")
+    assert (meta["epoch"], meta["step"], meta["batch"]) == (1, 35, 15)
+    assert int(tensors["loop.sum.n"]) == 15 * 64  # the epoch's running sums, 15 batches of 64 so far
+    assert meta["data_order"] == {"seed": 11, "epoch": 1, "batch": 15}
     _, meta = load_tensors(stepped / "checkpoint-step000040.safetensors")
-    assert (meta["epoch"], meta["step"], meta["batch"], meta["epoch_seen"]) == (1, 40, 18, 18 * 64)
-    assert meta["data_order"] == {"seed": 11, "epoch": 1, "batch": 18}
-    _, meta = load_tensors(stepped / "checkpoint-step000044.safetensors")
-    assert (meta["epoch"], meta["step"], meta["batch"]) == (2, 44, 0)
-    # no temporary files are left behind
-    assert not [p for p in stepped.iterdir() if p.name.startswith(".")]
+    assert (meta["epoch"], meta["step"], meta["batch"]) == (2, 40, 0)
+    # no temporary files are left behind (.lock is the run folder's lock)
+    assert [p.name for p in stepped.iterdir() if p.name.startswith(".")] == [".lock"]
+
+
+def test_kept_checkpoints_are_independent_files(stepped, tmp_path):
+    """Issue 11, defect 6: checkpoint.safetensors, best.safetensors and the step files used to be hard links to
+    one file, so the documented roll-back (copying a step file over checkpoint.safetensors) overwrote the best
+    model. Now each is its own file: writing one leaves the others as they were."""
+    run = tmp_path / "copy"
+    shutil.copytree(stepped, run)
+    files = [run / "checkpoint.safetensors", run / "best.safetensors", *step_checkpoints(run)]
+    assert len({os.stat(p).st_ino for p in files}) == len(files) and all(os.stat(p).st_nlink == 1 for p in files)
+    best_before = (run / "best.safetensors").read_bytes()
+    shutil.copy(run / "checkpoint-step000045.safetensors", run / "checkpoint.safetensors")
+    assert (run / "best.safetensors").read_bytes() == best_before
 
 
 def test_default_keeps_one_checkpoint_and_the_best(reference):
     assert not step_checkpoints(reference)
     rows = read_jsonl(reference / "metrics.jsonl")
-    best_epoch = max(range(len(rows)), key=lambda i: (rows[i]["test_acc"], -i)) + 1  # the first of any ties
+    best_epoch = max(range(len(rows)), key=lambda i: (rows[i]["val_acc"], -i)) + 1  # the first of any ties
     tensors, meta = load_tensors(reference / "best.safetensors")
-    assert meta["test_acc"] == max(r["test_acc"] for r in rows)
+    assert meta["val_acc"] == max(r["val_acc"] for r in rows)
     assert meta["epoch"] == best_epoch and meta["step"] == best_epoch * STEPS
+    assert meta["best"] == {"value": meta["val_acc"], "epoch": best_epoch}
     _, last = load_tensors(reference / "checkpoint.safetensors")
-    assert last["epoch"] == 3 and last["test_acc"] == rows[-1]["test_acc"]
+    assert last["epoch"] == 3 and last["val_acc"] == rows[-1]["val_acc"]
 
 
-def test_best_follows_the_test_accuracy(tmp_path):
-    """Save-best on a run whose accuracy changes: the file holds the epoch with the highest test_acc."""
+def test_best_follows_the_validation_accuracy(tmp_path):
+    """Save-best on a run whose accuracy changes: the file holds the epoch with the highest val_acc, and its
+    weights are that epoch's (they differ from the last epoch's)."""
     run = fit(config(tmp_path, "best", **{"optim.epochs": 4, "optim.lr": 2e-2}))
     rows = read_jsonl(run / "metrics.jsonl")
-    _, meta = load_tensors(run / "best.safetensors")
-    accs = [r["test_acc"] for r in rows]
-    assert meta["test_acc"] == max(accs) and meta["epoch"] == accs.index(max(accs)) + 1
+    best, meta = load_tensors(run / "best.safetensors")
+    accs = [r["val_acc"] for r in rows]
+    assert meta["val_acc"] == max(accs) and meta["epoch"] == accs.index(max(accs)) + 1
+    if meta["epoch"] < 4:
+        last = load_tensors(run / "model.safetensors")[0]
+        assert not torch.equal(best["model.head.weight"], last["head.weight"])
 
 
-@pytest.mark.parametrize("step", [40, 65])
+@pytest.mark.parametrize("step", [35, 50])
 def test_resume_from_a_mid_epoch_checkpoint_is_bit_identical(reference, stepped, tmp_path, step):
-    """A copy of the run as it stood at ``step`` (epoch 2 batch 18, or epoch 3 batch 21), resumed."""
+    """A copy of the run as it stood at ``step`` (epoch 2 batch 15, or epoch 3 batch 10), resumed."""
     run = tmp_path / "partial"
     run.mkdir()
     shutil.copy(stepped / "config.json", run / "config.json")
@@ -158,15 +178,18 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(reference, tmp_path, cap
     assert_same_run(reference, run)
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_is_bit_identical(reference, tmp_path, capsys):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_resume_is_bit_identical(reference, tmp_path, capsys, sig):
+    """Ctrl-C, and SIGTERM (what Slurm and Kubernetes send before killing; issue 11, defect 5), finish the step,
+    checkpoint it and print the resume command."""
     proc = start_training(tmp_path, "interrupted", "--ckpt-every", "4")
     run = tmp_path / "interrupted"
     wait_for_mid_epoch_checkpoint(proc, run / "checkpoint.safetensors")
-    os.kill(proc.pid, signal.SIGINT)
+    os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    assert f"vitlab train --resume {run}" in err and "interrupted at step" in err
+    assert f"vitlab train --resume {run}" in err and "interrupted at step" in err and sig.name in err
     _, meta = load_tensors(run / "checkpoint.safetensors")
     assert f"at step {meta['step']} " in err  # the checkpoint is of the step the message names
     assert not (run / "model.safetensors").exists()

@@ -1,4 +1,4 @@
-"""vitlab/models/segmenter.py and the metrics of vitlab/train/segment.py."""
+"""vitlab/models/segmenter.py, the metrics of vitlab/train/metrics.py and the segmentation task (train/tasks/segment.py)."""
 import math
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 
 from vitlab.config import ModelConfig, SegmentConfig
 from vitlab.models.segmenter import Segmenter
-from vitlab.train.segment import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy
+from vitlab.train.metrics import confusion_matrix, iou_per_class, mean_iou, pixel_accuracy
 
 torch.set_num_threads(1)
 TINY = dict(img_size=16, patch_size=4, in_chans=1, dim=16, depth=1, heads=2, mlp_ratio=2.0)
@@ -77,67 +77,76 @@ def test_perfect_prediction():
         confusion_matrix(y[0], y, 11)
 
 
+SEG_TINY = {"model.img_size": 16, "model.patch_size": 2, "model.dim": 32, "model.depth": 1, "model.heads": 2,
+            "model.stem": "patch", "segment.canvas": 16, "segment.scale": 1, "segment.max_digits": 2,
+            "segment.width": 16, "segment.train_images": 400, "segment.val_images": 100, "segment.test_images": 100,
+            "optim.epochs": 12, "optim.lr": 2e-3, "optim.batch_size": 16, "threads": 1, "device": "cpu",
+            "progress": False}
+
+
 def test_tiny_segment_run_learns_and_writes_the_run_folder(tmp_path):
     import json
 
     from vitlab.configio import apply_overrides
-    from vitlab.recipes import RECIPES
-    from vitlab.train.segment import fit_segment
+    from vitlab.data.segmentation import load_segmentation
+    from vitlab.recipes import recipe
+    from vitlab.train import fit
 
-    cfg = apply_overrides(RECIPES["segment"](), {
-        "model.img_size": 16, "model.patch_size": 2, "model.dim": 32, "model.depth": 1, "model.heads": 2,
-        "model.stem": "patch",
-        "segment.canvas": 16, "segment.scale": 1, "segment.max_digits": 2, "segment.width": 16,
-        "segment.train_images": 400, "segment.test_images": 100, "optim.epochs": 12, "optim.lr": 2e-3,
-        "optim.batch_size": 16, "threads": 1, "device": "cpu", "progress": False, "out_dir": str(tmp_path),
-        "name": "seg"})
-    run = fit_segment(cfg)
-    for name in ("config.json", "argv.json", "metrics.jsonl", "metrics.json", "model.safetensors", "curves.png"):
+    cfg = apply_overrides(recipe(task="segment"), {**SEG_TINY, "out_dir": str(tmp_path), "name": "seg"})
+    run = fit(cfg)
+    for name in ("config.json", "argv.json", "metrics.jsonl", "metrics.json", "model.safetensors", "curves.png",
+                 "checkpoint.safetensors", "best.safetensors"):
         assert (run / name).is_file(), name
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 12 and {"pixel_acc", "miou"} <= set(rows[0])
+    assert len(rows) == 12 and {"val_pixel_acc", "val_miou", "val_loss", "train_pixel_acc"} <= set(rows[0])
     final = json.loads((run / "metrics.json").read_text())
-    assert {"test_miou", "test_pixel_acc", "train_time_s", "params"} <= set(final)
-    from vitlab.data.segmentation import load_segmentation
-
-    _, test = load_segmentation(cfg.segment)
-    background = float((test.masks == 0).float().mean())
+    assert final["metric"] == "val_miou" and final["best_val_miou"] == max(r["val_miou"] for r in rows)
+    test = load_segmentation(cfg.segment, cfg.data).test
+    background = float((test.labels == 0).float().mean())
     assert final["test_pixel_acc"] > background + 0.003  # above the all-background baseline
     assert final["test_miou"] > 1 / 11  # better than predicting background everywhere (IoU 0.89 / 11 classes)
 
 
 def test_segment_run_resumes_bit_for_bit(tmp_path, capsys):
-    """2 epochs, then `vitlab train --resume RUN --epochs 4`, equals 4 epochs straight: same weights and metrics."""
+    """2 epochs, then `vitlab train --resume RUN --epochs 4`, equals 4 epochs straight: same weights and metrics;
+    and one stopped inside an epoch (ckpt_every) resumes bit for bit too (segmentation has every engine feature)."""
     import json
+    import shutil
 
     from safetensors.torch import load_file
 
     from vitlab.cli import main
     from vitlab.configio import apply_overrides
-    from vitlab.recipes import RECIPES
-    from vitlab.train.segment import fit_segment
+    from vitlab.recipes import recipe
+    from vitlab.train import fit
 
-    def cfg(name, epochs):
-        return apply_overrides(RECIPES["segment"](), {
-            "model.img_size": 16, "model.patch_size": 2, "model.dim": 16, "model.depth": 1, "model.heads": 2,
-            "model.stem": "patch", "model.drop_path": 0.1, "segment.canvas": 16, "segment.scale": 1,
-            "segment.width": 8, "segment.train_images": 64, "segment.test_images": 16, "optim.epochs": epochs,
-            "optim.warmup_epochs": 2,
-            "optim.batch_size": 16, "threads": 1, "device": "cpu", "progress": False, "out_dir": str(tmp_path),
-            "name": name})
+    def cfg(name, epochs, **more):
+        return apply_overrides(recipe(task="segment"), {
+            **SEG_TINY, "model.dim": 16, "model.drop_path": 0.1, "segment.width": 8, "segment.train_images": 64,
+            "segment.val_images": 16, "segment.test_images": 16, "optim.epochs": epochs, "optim.warmup_epochs": 2,
+            "out_dir": str(tmp_path), "name": name, **more})
 
     # two warm-up epochs: the learning rate of epochs 1-2 does not depend on the total length, so a run
     # configured for 2 epochs and resumed to 4 must retrace the 4-epoch run; drop path draws random numbers
-    straight = fit_segment(cfg("straight", 4))
-    part = fit_segment(cfg("part", 2))
+    straight = fit(cfg("straight", 4))
+    part = fit(cfg("part", 2))
     assert main(["train", "--resume", str(part), "--epochs", "4", "-q"]) == 0
     assert json.loads((part / "config.json").read_text())["optim"]["epochs"] == 4
+    stepped = fit(cfg("stepped", 4, ckpt_every=3, keep_last=10))
+    mid = tmp_path / "mid"
+    mid.mkdir()
+    for f in ("config.json", "metrics.jsonl"):
+        shutil.copy(stepped / f, mid / f)
+    shutil.copy(stepped / "checkpoint-step000009.safetensors", mid / "checkpoint.safetensors")  # epoch 3, batch 1
+    assert main(["train", "--resume", str(mid), "-q"]) == 0
 
-    a, b = load_file(straight / "model.safetensors"), load_file(part / "model.safetensors")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    rows = lambda run: [{k: v for k, v in json.loads(line).items() if k != "epoch_time_s"}  # noqa: E731
+    a = load_file(straight / "model.safetensors")
+    rows = lambda run: [{k: v for k, v in json.loads(line).items() if k not in ("epoch_time_s", "images_per_s")}  # noqa: E731
                         for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert rows(straight) == rows(part) and len(rows(part)) == 4
+    for other in (part, stepped, mid):
+        b = load_file(other / "model.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), other.name
+        assert rows(straight) == rows(other) and len(rows(other)) == 4, other.name
 
     # `vitlab eval` rebuilds the Segmenter and re-scores the test canvases: the run's own final numbers
     capsys.readouterr()
@@ -151,3 +160,15 @@ def test_segment_run_resumes_bit_for_bit(tmp_path, capsys):
 
     with pytest.raises(CheckpointError, match="load_segmenter"):
         load_model(part)
+
+
+def test_train_task_segment_works_on_its_own(tmp_path, capsys):
+    """`vitlab train --task segment` needs no other flag: the task's default recipe (issue 11; it used to fail
+    with 'model.img_size=8 must equal segment.canvas=32'). One short epoch of it here."""
+    from vitlab.cli import main
+
+    assert main(["train", "--task", "segment", "--epochs", "1", "--segment.train_images", "64",
+                 "--segment.val_images", "16", "--segment.test_images", "16", "--out_dir", str(tmp_path),
+                 "--name", "s", "--threads", "1", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "segment: val miou" in out and (tmp_path / "s" / "model.safetensors").is_file()

@@ -55,22 +55,45 @@ def test_fashion_mnist_default_location():
         with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
             load_data(DataConfig(name="fashion-mnist"))
         pytest.skip("dataset-fashion-mnist is not installed; checked the error only")
-    train, test = load_data(DataConfig(name="fashion-mnist"))
-    assert train.images.shape == (60000, 1, 28, 28) and test.images.shape == (10000, 1, 28, 28)
+    train, val, test = load_data(DataConfig(name="fashion-mnist"))
+    # the official 60,000 / 10,000 split; validation: a stratified 10% of the training images (600 a class)
+    assert train.images.shape == (54000, 1, 28, 28) and val.images.shape == (6000, 1, 28, 28)
+    assert test.images.shape == (10000, 1, 28, 28)
     assert train.classes == FASHION_MNIST_CLASSES
-    assert train.labels.bincount().tolist() == [6000] * 10 and test.labels.bincount().tolist() == [1000] * 10
+    assert train.labels.bincount().tolist() == [5400] * 10 and val.labels.bincount().tolist() == [600] * 10
+    assert test.labels.bincount().tolist() == [1000] * 10
 
 
 @pytest.mark.skipif(not MNIST.is_dir(), reason="the shared MNIST copy is not on this machine")
 def test_mnist_by_name():
-    train, test = load_data(DataConfig(name=f"mnist:{MNIST}"))
-    assert (len(train), len(test), train.shape, int(train.labels[0])) == (60000, 10000, (1, 28, 28), 5)
+    train, val, test = load_data(DataConfig(name=f"mnist:{MNIST}"))
+    assert (len(train), len(val), len(test), train.shape) == (54000, 6000, 10000, (1, 28, 28))
     assert train.classes == [str(d) for d in range(10)]
+    # validation is carved from the 60,000 training images: together they are exactly the idx training file
+    from vitlab.data import load_idx_dir
+
+    full, official_test = load_idx_dir(MNIST)
+    assert torch.equal(official_test.images, test.images)
+    assert sorted(torch.cat([train.labels, val.labels]).tolist()) == sorted(full.labels.tolist())
+    # round(0.1 * n_c) of each class n_c (MNIST's classes have 5,421 to 6,742 training images)
+    assert val.labels.bincount().tolist() == [int(n * 0.1 + 0.5) for n in full.labels.bincount().tolist()]
 
 
-def test_digits_unchanged():
-    train, test = load_data(DataConfig())
-    assert (len(train), len(test), train.shape) == (1437, 360, (1, 8, 8))
+def test_digits_test_split_unchanged_and_validation_carved_from_the_rest():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    train, val, test = load_data(DataConfig())
+    bunch = load_digits()
+    _, idx_test = train_test_split(np.arange(1797), test_size=0.2, stratify=bunch.target, random_state=0)
+    assert torch.equal(test.labels, torch.from_numpy(bunch.target[np.sort(idx_test)]))  # sklearn's own split
+    assert len(test) == 360 and len(train) + len(val) == 1437 and train.shape == (1, 8, 8)
+    rest = np.bincount(bunch.target, minlength=10) - np.bincount(bunch.target[idx_test], minlength=10)
+    assert val.labels.bincount().tolist() == [int(n * 0.1 + 0.5) for n in rest]
+    # the split does not move with the training seed, only with data.split_seed
+    again = load_data(DataConfig(split_seed=0))
+    assert torch.equal(again.val.images, val.images)
+    assert not torch.equal(load_data(DataConfig(split_seed=1)).val.images, val.images)
 
 
 def test_folder_options_reach_the_loader(tmp_path, caplog):
@@ -80,14 +103,16 @@ def test_folder_options_reach_the_loader(tmp_path, caplog):
         for i in range(5):
             Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
     (tmp_path / "a" / "9.png").write_bytes(b"broken")
-    # The CLI form: --data folder:PATH --val-split 0.4 --data.img_size 8 --data.channels 1 --data.skip_bad true
-    tokens = ["--data", f"folder:{tmp_path}", "--val-split", "0.4", "--data.img_size", "8", "--data.channels", "1",
-              "--data.skip_bad", "true"]
+    # The CLI form: --data folder:PATH --test-split 0.4 --val-split 0.34 --data.img_size 8 --data.channels 1 ...
+    tokens = ["--data", f"folder:{tmp_path}", "--test-split", "0.4", "--val-split", "0.34", "--data.img_size", "8",
+              "--data.channels", "1", "--data.skip_bad", "true"]
     cfg = apply_overrides(RunConfig(), parse_overrides(tokens)).data
-    assert (cfg.val_split, cfg.img_size, cfg.channels, cfg.skip_bad) == (0.4, 8, 1, True)
-    train, test = load_data(cfg)
+    assert (cfg.test_split, cfg.val_split, cfg.img_size, cfg.channels, cfg.skip_bad) == (0.4, 0.34, 8, 1, True)
+    train, val, test = load_data(cfg)
     assert train.shape == (1, 8, 8) and train.images.dtype == torch.uint8
-    assert train.labels.bincount().tolist() == [3, 3] and test.labels.bincount().tolist() == [2, 2]
+    # 5 readable images a class: 2 (40%) for testing, then 1 of the other 3 (34%) for validation
+    assert test.labels.bincount().tolist() == [2, 2] and val.labels.bincount().tolist() == [1, 1]
+    assert train.labels.bincount().tolist() == [2, 2]
     assert str(tmp_path / "a" / "9.png") in caplog.text
     with pytest.raises(ValueError, match="9.png"):
         load_data(DataConfig(name=f"folder:{tmp_path}"))  # skip_bad is off by default

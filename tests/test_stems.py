@@ -9,7 +9,9 @@ from vitlab import config
 from vitlab.analysis.receptive_field import from_module, receptive_field
 from vitlab.config import ModelConfig
 from vitlab.flops import forward_flops
-from vitlab.layers import STEMS, ConvStem, PatchEmbed, build_stem, stem_grid, stem_specs, stem_summary
+from vitlab.analysis import stem_grid, stem_specs
+from vitlab.flops import stem_summary
+from vitlab.layers import STEMS, ConvStem, PatchEmbed, build_stem
 from vitlab.models import ViT
 
 CONV = ("conv+maxpool", "conv+stride", "conv+avgpool")

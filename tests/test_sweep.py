@@ -34,7 +34,7 @@ def test_two_by_two_grid_with_two_seeds(tmp_path, capsys):
         assert sorted(c["seed"] for c in configs) == [0, 1]
         assert all(c["optim"]["lr"] == float(row["optim.lr"]) and c["model"]["pool"] == row["model.pool"]
                    for c in configs)
-        for key in ("test_acc", "test_loss", "train_time_s", "params"):
+        for key in ("val_acc", "test_acc", "test_loss", "train_time_s", "params"):
             values = [f[key] for f in finals]
             assert float(row[f"{key}_mean"]) == pytest.approx(statistics.mean(values))
             assert float(row[f"{key}_std"]) == pytest.approx(statistics.stdev(values))
@@ -45,6 +45,24 @@ def test_two_by_two_grid_with_two_seeds(tmp_path, capsys):
     # the same sweep again refuses before training anything
     rc = main(["sweep", "optim.lr=1e-3,3e-3", "model.pool=avg,max", "--seeds", "2", "--out", str(out), "--", *TINY])
     assert rc == 2 and "exist already" in capsys.readouterr().err
+
+
+def test_a_pretraining_key_is_swept_like_any_other(tmp_path, capsys):
+    """Issue 11: `vitlab sweep pretrain.tau=... -- --task pretrain` (the τ study used to be a shell loop)."""
+    from test_pretrain import TINY as PRETRAIN_TINY
+
+    out = tmp_path / "tau"
+    assert main(["sweep", "pretrain.tau=0.1,0.5", "--out", str(out), "--", "--task", "pretrain", *PRETRAIN_TINY,
+                 "--epochs", "1"]) == 0
+    rows = list(csv.DictReader(open(out / "sweep.csv")))
+    assert [r["pretrain.tau"] for r in rows] == ["0.1", "0.5"]
+    for row in rows:
+        (run,) = [Path(d) for d in row["run_dirs"].split(";")]
+        config = json.loads((run / "config.json").read_text())
+        assert config["task"] == "pretrain" and config["pretrain"]["tau"] == float(row["pretrain.tau"])
+        final = json.loads((run / "metrics.json").read_text())
+        assert float(row["val_knn_acc_mean"]) == pytest.approx(final["val_knn_acc"])
+    assert "val_knn_acc" in (out / "sweep.md").read_text()
 
 
 def test_unknown_key_lists_the_valid_ones(tmp_path, capsys):

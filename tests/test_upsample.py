@@ -15,67 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitlab.layers.upsample import METHODS, Upsample2x, conv_out, conv_transpose_out, pool_out
-
-
-# ---------------------------------------------------------------- output sizes
-
-@pytest.mark.parametrize("n,k,s,p,op,d", [
-    (4, 2, 2, 0, 0, 1), (5, 3, 2, 1, 1, 1), (7, 4, 2, 1, 0, 1), (3, 3, 3, 0, 2, 1),
-    (6, 3, 1, 1, 0, 1), (5, 3, 2, 0, 0, 2), (4, 3, 1, 2, 1, 2), (1, 5, 4, 2, 3, 1), (9, 7, 3, 3, 0, 1),
-])
-def test_conv_transpose_out_matches_module(n, k, s, p, op, d):
-    layer = nn.ConvTranspose2d(1, 1, k, stride=s, padding=p, output_padding=op, dilation=d)
-    assert layer(torch.zeros(1, 1, n, n)).shape[-1] == conv_transpose_out(n, k, s, p, op, d)
-
-
-def test_conv_transpose_out_by_hand():
-    assert conv_transpose_out(4, 2, 2, 0) == 8                     # (4-1)*2 + 1 + 1: exact 2x
-    assert conv_transpose_out(5, 3, 2, 1, output_padding=1) == 10  # 8 - 2 + 2 + 1 + 1
-    assert conv_transpose_out(7, 4, 2, 1) == 14                    # 12 - 2 + 3 + 1: the DCGAN block
-    assert conv_transpose_out(5, 3, 1, 0, dilation=2) == 9         # 4 + 4 + 1
-
-
-@pytest.mark.parametrize("n,k,s,p,d", [(7, 3, 1, 1, 1), (8, 3, 2, 1, 1), (9, 4, 3, 0, 1), (10, 3, 2, 2, 3),
-                                       (224, 16, 16, 0, 1), (5, 5, 1, 0, 1)])
-def test_conv_out_matches_module(n, k, s, p, d):
-    layer = nn.Conv2d(1, 1, k, stride=s, padding=p, dilation=d)
-    assert layer(torch.zeros(1, 1, n, n)).shape[-1] == conv_out(n, k, s, p, d)
-
-
-@pytest.mark.parametrize("n,k,s,p,d,ceil", [
-    (8, 2, None, 0, 1, False), (7, 2, 2, 0, 1, False), (7, 2, 2, 0, 1, True), (112, 3, 2, 1, 1, False),
-    (5, 2, 2, 1, 1, True),   # ceil gives 4, but window 4 would start in the right padding: 3
-    (6, 3, 2, 1, 1, True), (10, 3, 3, 1, 2, True), (9, 3, 2, 0, 2, False), (4, 4, 1, 2, 1, True),
-])
-def test_pool_out_matches_modules(n, k, s, p, d, ceil):
-    x = torch.zeros(1, 1, n, n)
-    expected = nn.MaxPool2d(k, s, p, dilation=d, ceil_mode=ceil)(x).shape[-1]
-    assert pool_out(n, k, s, p, d, ceil) == expected
-    if d == 1:
-        assert nn.AvgPool2d(k, s, p, ceil_mode=ceil)(x).shape[-1] == expected
-
-
-def test_pool_out_by_hand():
-    assert pool_out(8, 2) == 4             # stride defaults to the kernel
-    assert pool_out(7, 2, ceil_mode=True) == 4
-    assert pool_out(5, 2, 2, 1, ceil_mode=True) == 3  # windows start at -1, 1, 3; 5 starts in the padding
-
-
-@pytest.mark.parametrize("call,message", [
-    (lambda: conv_transpose_out(4, 2, 2, 0, output_padding=2),
-     r"output_padding=2; expected less than max\(s, dilation\) = 2"),
-    (lambda: conv_transpose_out(0, 2, 2, 0), "n=0; expected an int >= 1"),
-    (lambda: conv_transpose_out(1, 1, 1, 1), "gives output size -1"),
-    (lambda: conv_out(2, 5), "gives output size -2"),
-    (lambda: conv_out(4, 3, s=0), "s=0"),
-    (lambda: conv_out(4, 3, p=-1), "p=-1"),
-    (lambda: pool_out(4, 2, p=2), r"p=2 for a pool with k=2; expected at most k // 2 = 1"),
-    (lambda: pool_out(4.0, 2), "n=4.0"),
-])
-def test_size_errors(call, message):
-    with pytest.raises(ValueError, match=message):
-        call()
+from vitlab.layers.upsample import METHODS, Upsample2x
 
 
 # ---------------------------------------------------------------- the four methods

@@ -6,14 +6,34 @@ files map onto these classes through ``vitlab.configio``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+import re
+from dataclasses import dataclass, field
 
+from .errors import ConfigError
+from .layers.attention import IMPLS as ATTN_IMPLS
+from .layers.init import INIT_SCHEMES as INITS
+from .layers.norm import NORMS
+from .layers.stems import STEMS
+from .layers.upsample import METHODS as SEG_UPSAMPLES
+
+# The building blocks' choice lists live beside the blocks (vitlab.layers) and are imported above; the
+# lists below choose what only a configuration names: pooling in ViT.forward_head, the augmentation
+# presets of vitlab.data.augment, the tasks of vitlab.train.tasks and the segmentation canvases.
 POOLS = ("token", "avg", "max")
-INITS = ("trunc_normal", "kaiming_fan_out")
-ATTN_IMPLS = ("sdpa", "explicit")
-NORMS = ("layer", "batch")  # vitlab.layers.norm
-STEMS = ("patch", "conv+maxpool", "conv+stride", "conv+avgpool")  # vitlab.layers.stems
 AUGMENTS = ("none", "digits", "crop-flip", "randaugment", "trivialaugment")  # vitlab.data.augment
+TASKS = ("classify", "segment", "pretrain")  # vitlab.train.tasks
+SEG_COMBINES = ("disjoint", "max")  # vitlab.data.segmentation
+SEG_RESIZES = ("nearest", "bilinear")  # how a digit is enlarged onto a canvas
+FLIPS = ("auto", "on", "off")  # pretraining views: auto flips colour (3-channel) images, never 1-channel digits
+MAX_SEED = 2**32  # seeds are in [0, 2**32): numpy's limit, and what the data order is derived from
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -61,40 +81,42 @@ class ModelConfig:
 def _check_model(c: ModelConfig) -> None:
     for name in ("img_size", "patch_size", "in_chans", "dim", "depth", "heads"):
         value = getattr(c, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
+        if not _positive_int(value):
+            raise ConfigError(f"model.{name} must be a positive integer, got {value!r}")
     if c.num_classes < 0:
-        raise ValueError(f"model.num_classes must be >= 0 (0 means no head), got {c.num_classes}")
+        raise ConfigError(f"model.num_classes must be >= 0 (0 means no head), got {c.num_classes}")
     if c.img_size % c.patch_size:
-        raise ValueError(
+        raise ConfigError(
             f"model.img_size={c.img_size} is not divisible by model.patch_size={c.patch_size}: "
             f"expected a multiple such as {c.img_size // c.patch_size * c.patch_size or c.patch_size}"
         )
     if c.dim % c.heads:
-        raise ValueError(
+        raise ConfigError(
             f"model.dim={c.dim} is not divisible by model.heads={c.heads}: each head needs dim/heads features"
         )
-    if not c.mlp_ratio > 0:  # written so that NaN fails too
-        raise ValueError(f"model.mlp_ratio must be > 0, got {c.mlp_ratio}")
+    if not (_finite(c.mlp_ratio) and c.mlp_ratio > 0):
+        raise ConfigError(f"model.mlp_ratio must be a finite number > 0, got {c.mlp_ratio}")
+    if not (_finite(c.norm_eps) and c.norm_eps > 0):  # eps <= 0 or NaN divides by zero in every norm
+        raise ConfigError(f"model.norm_eps must be a finite number > 0 (e.g. 1e-6), got {c.norm_eps}")
     for name in ("dropout", "attn_dropout", "drop_path"):
         value = getattr(c, name)
-        if not 0.0 <= value < 1.0:
-            raise ValueError(f"model.{name} must be in [0, 1), got {value}")
+        if not 0.0 <= value < 1.0:  # written so that NaN fails too
+            raise ConfigError(f"model.{name} must be in [0, 1), got {value}")
     if c.pool not in POOLS:
-        raise ValueError(f"model.pool={c.pool!r} is not one of {POOLS}")
+        raise ConfigError(f"model.pool={c.pool!r} is not one of {POOLS}")
     if c.pool == "token" and not c.class_token:
-        raise ValueError("model.pool='token' needs model.class_token=True; use pool='avg' or 'max' without it")
+        raise ConfigError("model.pool='token' needs model.class_token=True; use pool='avg' or 'max' without it")
     if c.init not in INITS:
-        raise ValueError(f"model.init={c.init!r} is not one of {INITS}")
+        raise ConfigError(f"model.init={c.init!r} is not one of {INITS}")
     if c.attn_impl not in ATTN_IMPLS:
-        raise ValueError(f"model.attn_impl={c.attn_impl!r} is not one of {ATTN_IMPLS}")
+        raise ConfigError(f"model.attn_impl={c.attn_impl!r} is not one of {ATTN_IMPLS}")
     if c.norm not in NORMS:
-        raise ValueError(f"model.norm={c.norm!r} is not one of {NORMS}")
+        raise ConfigError(f"model.norm={c.norm!r} is not one of {NORMS}")
     if c.stem not in STEMS:
-        raise ValueError(f"model.stem={c.stem!r} is not one of {STEMS}")
+        raise ConfigError(f"model.stem={c.stem!r} is not one of {STEMS}")
     if c.stem != "patch" and (c.patch_size < 2 or c.patch_size & (c.patch_size - 1)):
-        raise ValueError(f"model.stem={c.stem!r} halves the resolution log2(P) times, so model.patch_size "
-                         f"must be a power of two >= 2, got model.patch_size={c.patch_size}")
+        raise ConfigError(f"model.stem={c.stem!r} halves the resolution log2(P) times, so model.patch_size "
+                          f"must be a power of two >= 2, got model.patch_size={c.patch_size}")
 
 
 # ViT paper (Dosovitskiy et al. 2021) Table 1 gives B, L, H; DeiT (Touvron et al. 2021)
@@ -120,16 +142,24 @@ def _size_key(name: str) -> str:
     for key in SIZES:
         if wanted in (key.upper(), key.split("/")[0].upper()):
             return key
-    raise ValueError(f"unknown model size {name!r}; expected one of {list(SIZES)} (or Ti, S, B, L, H)")
+    raise ConfigError(f"unknown model size {name!r}; expected one of {list(SIZES)} (or Ti, S, B, L, H)")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where images come from and how a batch is augmented on the model's device."""
+    """Where images come from, how they are split, and how a batch is augmented on the model's device.
+
+    Every source yields three splits. The test split is the source's official one (MNIST's t10k files, a
+    folder's ``test/``) or, for a source without one (digits, a plain folder), a fixed stratified
+    ``test_split`` fraction of it. The validation split is a stratified ``val_split`` fraction of the rest,
+    fixed by ``split_seed`` whatever the training seed: per-epoch metrics, the best checkpoint and every
+    recipe choice are made on it, and the test split is evaluated once, at the end.
+    """
 
     name: str = "digits"  # digits | mnist:PATH | fashion-mnist[:PATH] | cifar10:PATH | folder:PATH
-    val_split: float = 0.2  # sources without a fixed test split (digits, a folder without test/): held-out fraction
-    split_seed: int = 0  # that split is stratified and fixed, independent of the training seed
+    test_split: float = 0.2  # sources without an official test split: the fraction held out for testing
+    val_split: float = 0.1  # the fraction of the training data held out for validation
+    split_seed: int = 0  # both splits are stratified and fixed by this, independent of the training seed
     img_size: int = 0  # folder: resize every image to img_size × img_size; 0 keeps the size (all must agree)
     channels: int = 0  # folder: 1 (L) or 3 (RGB); 0 infers it from the first image (L -> 1, else 3)
     skip_bad: bool = False  # folder: skip unreadable images with a warning instead of failing
@@ -146,24 +176,33 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if self.augment not in AUGMENTS:
-            raise ValueError(f"data.augment={self.augment!r} is not one of {AUGMENTS}")
+            raise ConfigError(f"data.augment={self.augment!r} is not one of {AUGMENTS}")
         if isinstance(self.crop_padding, bool) or not isinstance(self.crop_padding, int) or self.crop_padding < 0:
-            raise ValueError(f"data.crop_padding must be an integer >= 0, got {self.crop_padding!r}")
-        if not (isinstance(self.randaugment_n, int) and self.randaugment_n >= 1):
-            raise ValueError(f"data.randaugment_n must be an integer >= 1, got {self.randaugment_n!r}")
+            raise ConfigError(f"data.crop_padding must be an integer >= 0, got {self.crop_padding!r}")
+        if not _positive_int(self.randaugment_n):
+            raise ConfigError(f"data.randaugment_n must be an integer >= 1, got {self.randaugment_n!r}")
         if not 0 < self.randaugment_m < 30:
-            raise ValueError(f"data.randaugment_m must be in (0, 30), got {self.randaugment_m}")
+            raise ConfigError(f"data.randaugment_m must be in (0, 30), got {self.randaugment_m}")
         if not 0.0 <= self.random_erasing <= 1.0:  # written so that NaN fails too
-            raise ValueError(f"data.random_erasing must be a probability in [0, 1], got {self.random_erasing}")
+            raise ConfigError(f"data.random_erasing must be a probability in [0, 1], got {self.random_erasing}")
         for name in ("mixup", "cutmix"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"data.{name} must be >= 0 (a Beta alpha; 0 turns it off), got {getattr(self, name)}")
-        if not 0.0 < self.val_split < 1.0:
-            raise ValueError(f"data.val_split must be in (0, 1), got {self.val_split}")
+            if not (_finite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ConfigError(f"data.{name} must be a finite number >= 0 (a Beta alpha; 0 turns it off), "
+                                  f"got {getattr(self, name)}")
+        for name in ("test_split", "val_split"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ConfigError(f"data.{name} must be a fraction in (0, 1), got {getattr(self, name)}")
+        if not 0 <= self.split_seed < MAX_SEED:
+            raise ConfigError(f"data.split_seed must be in [0, 2**32), got {self.split_seed}")
         if self.img_size < 0:
-            raise ValueError(f"data.img_size must be >= 0 (0 keeps the images' size), got {self.img_size}")
+            raise ConfigError(f"data.img_size must be >= 0 (0 keeps the images' size), got {self.img_size}")
         if self.channels not in (0, 1, 3):
-            raise ValueError(f"data.channels must be 0 (infer), 1 (grey) or 3 (RGB), got {self.channels}")
+            raise ConfigError(f"data.channels must be 0 (infer), 1 (grey) or 3 (RGB), got {self.channels}")
+        if not (0.0 <= self.translate < 1.0 and 0.0 <= self.scale < 1.0):
+            raise ConfigError(f"data.translate and data.scale must be fractions in [0, 1), got {self.translate} "
+                              f"and {self.scale}")
+        if not (_finite(self.rotate) and self.rotate >= 0):
+            raise ConfigError(f"data.rotate must be a finite number of degrees >= 0, got {self.rotate}")
 
 
 @dataclass(frozen=True)
@@ -181,33 +220,28 @@ class OptimConfig:
     grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
 
     def __post_init__(self) -> None:
-        if self.epochs <= 0:
-            raise ValueError(f"optim.epochs must be > 0, got {self.epochs}")
-        if self.batch_size <= 0:
-            raise ValueError(f"optim.batch_size must be > 0, got {self.batch_size}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):  # NaN and inf fail too
-            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
-        if not 0 <= self.min_lr <= self.lr:
-            raise ValueError(f"optim.min_lr must be in [0, lr={self.lr}], got {self.min_lr}")
-        if not self.warmup_epochs >= 0:
-            raise ValueError(f"optim.warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        for name in ("epochs", "batch_size"):
+            if not _positive_int(getattr(self, name)):
+                raise ConfigError(f"optim.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not (_finite(self.lr) and self.lr > 0):
+            raise ConfigError(f"optim.lr must be a finite number > 0, got {self.lr}")
+        if not (_finite(self.min_lr) and 0 <= self.min_lr <= self.lr):
+            raise ConfigError(f"optim.min_lr must be in [0, lr={self.lr}], got {self.min_lr}")
+        for name in ("warmup_epochs", "weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if not (_finite(value) and value >= 0):
+                raise ConfigError(f"optim.{name} must be a finite number >= 0, got {value}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {self.betas}")
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if not self.grad_clip >= 0:
-            raise ValueError(f"optim.grad_clip must be >= 0, got {self.grad_clip}")
-
-
-TASKS = ("classify", "segment")
-SEG_UPSAMPLES = ("nearest", "bilinear", "transposed", "unpool")  # vitlab.layers.upsample.METHODS
-SEG_COMBINES = ("disjoint", "max")  # vitlab.data.segmentation
+            raise ConfigError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 @dataclass(frozen=True)
 class SegmentConfig:
     """``task='segment'``: the digit-canvas data (vitlab.data.segmentation) and the decoder
-    (vitlab.models.segmenter) on top of the ``model`` encoder."""
+    (vitlab.models.segmenter) on top of the ``model`` encoder. The canvases of each split are drawn from
+    that split's own digits (``data.test_split``, ``data.val_split``), so val and test show unseen digits."""
 
     upsample: str = "bilinear"  # nearest | bilinear | transposed | unpool: each of the log2(P) 2x steps
     width: int = 64  # decoder channels
@@ -218,70 +252,37 @@ class SegmentConfig:
     combine: str = "disjoint"  # disjoint: digits never overlap; max: they may, the image is the maximum
     threshold: float = 4.0  # a pixel of a digit (0..16 scale) above this is stroke, labelled class + 1
     train_images: int = 2000
+    val_images: int = 500
     test_images: int = 500
-    data_seed: int = 0  # the canvases are a pure function of this (and data.split_seed, data.val_split)
+    data_seed: int = 0  # the canvases are a pure function of this (and the data split settings)
 
     def __post_init__(self) -> None:
         if self.upsample not in SEG_UPSAMPLES:
-            raise ValueError(f"segment.upsample={self.upsample!r} is not one of {SEG_UPSAMPLES}")
-        if self.resize not in ("nearest", "bilinear"):
-            raise ValueError(f"segment.resize={self.resize!r} is not one of ('nearest', 'bilinear')")
+            raise ConfigError(f"segment.upsample={self.upsample!r} is not one of {SEG_UPSAMPLES}")
+        if self.resize not in SEG_RESIZES:
+            raise ConfigError(f"segment.resize={self.resize!r} is not one of {SEG_RESIZES}")
         if self.combine not in SEG_COMBINES:
-            raise ValueError(f"segment.combine={self.combine!r} is not one of {SEG_COMBINES}")
-        for name in ("width", "canvas", "max_digits", "scale", "train_images", "test_images"):
+            raise ConfigError(f"segment.combine={self.combine!r} is not one of {SEG_COMBINES}")
+        for name in ("width", "canvas", "max_digits", "scale", "train_images", "val_images", "test_images"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"segment.{name} must be a positive integer, got {value!r}")
+            if not _positive_int(value):
+                raise ConfigError(f"segment.{name} must be a positive integer, got {value!r}")
         if 8 * self.scale > self.canvas:
-            raise ValueError(f"segment.canvas={self.canvas} is smaller than one digit, 8 * segment.scale = "
-                             f"{8 * self.scale} pixels")
+            raise ConfigError(f"segment.canvas={self.canvas} is smaller than one digit, 8 * segment.scale = "
+                              f"{8 * self.scale} pixels")
         if not 0.0 <= self.threshold < 16.0:
-            raise ValueError(f"segment.threshold must be in [0, 16), got {self.threshold}")
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything one training run needs; written to ``runs/<name>/config.json``."""
-
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    name: str = ""  # run folder name under out_dir; empty means a time stamp
-    out_dir: str = "runs"
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
-    progress: bool = True
-    ckpt_every: int = 0  # also checkpoint every N optimiser steps inside an epoch; 0: only at epoch ends
-    keep_last: int = 1  # checkpoints kept: 1 keeps checkpoint.safetensors only; K > 1 adds checkpoint-stepNNNNNN files
-    task: str = "classify"  # classify | segment (the digit-canvas segmentation set; see segment)
-    segment: SegmentConfig = field(default_factory=SegmentConfig)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.ckpt_every, bool) or not isinstance(self.ckpt_every, int) or self.ckpt_every < 0:
-            raise ValueError(f"ckpt_every must be an integer >= 0 (0 turns mid-epoch checkpoints off), "
-                             f"got {self.ckpt_every!r}")
-        if isinstance(self.keep_last, bool) or not isinstance(self.keep_last, int) or self.keep_last < 1:
-            raise ValueError(f"keep_last must be an integer >= 1, got {self.keep_last!r}")
-        if self.task not in TASKS:
-            raise ValueError(f"task={self.task!r} is not one of {TASKS}")
-
-
-def with_changes(cfg, **changes):
-    """dataclasses.replace, exported so callers need not import dataclasses."""
-    return replace(cfg, **changes)
-
-
-# -- self-supervised pretraining (vitlab pretrain / probe / tau-report) -------------------------------
-FLIPS = ("auto", "on", "off")  # auto: flip colour (3-channel) images, never 1-channel digits
+            raise ConfigError(f"segment.threshold must be in [0, 16), got {self.threshold}")
+        if not 0 <= self.data_seed < MAX_SEED:
+            raise ConfigError(f"segment.data_seed must be in [0, 2**32), got {self.data_seed}")
 
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """SimCLR-style contrastive pretraining (Chen et al. 2020): two views -> encoder -> g(·) -> InfoNCE(τ).
+    """``task='pretrain'``: SimCLR-style contrastive pretraining (Chen et al. 2020): two views -> encoder ->
+    g(·) -> InfoNCE(τ). The encoder is ``model`` without a head (``num_classes`` is set to 0).
 
-    ``queue_size`` > 0 adds a MoCo queue of past embeddings as extra negatives (under torchrun: of the global batch).
-    The view augmentations (vitlab.data.views) are configured here too, since only pretraining uses them.
+    ``queue_size`` > 0 adds a MoCo queue of past embeddings as extra negatives (under torchrun: of the global
+    batch). The view augmentations (vitlab.data.views) are configured here too, since only pretraining uses them.
     """
 
     tau: float = 0.2  # InfoNCE temperature τ > 0 (`--tau`)
@@ -297,37 +298,72 @@ class PretrainConfig:
     grayscale: float = 0.2  # 3-channel images: probability of a grey view
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.tau, (int, float)) and math.isfinite(self.tau) and self.tau > 0):
-            raise ValueError(f"pretrain.tau must be a finite number > 0, got {self.tau!r}")
+        if not (_finite(self.tau) and self.tau > 0):
+            raise ConfigError(f"pretrain.tau must be a finite number > 0, got {self.tau!r}")
         for name in ("proj_dim", "proj_hidden", "knn_k"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"pretrain.{name} must be a positive integer, got {value!r}")
+            if not _positive_int(getattr(self, name)):
+                raise ConfigError(f"pretrain.{name} must be a positive integer, got {getattr(self, name)!r}")
         if isinstance(self.queue_size, bool) or not isinstance(self.queue_size, int) or self.queue_size < 0:
-            raise ValueError(f"pretrain.queue_size must be an integer >= 0, got {self.queue_size!r}")
+            raise ConfigError(f"pretrain.queue_size must be an integer >= 0, got {self.queue_size!r}")
         if not 0.0 < self.crop_scale <= 1.0:
-            raise ValueError(f"pretrain.crop_scale must be in (0, 1], got {self.crop_scale}")
+            raise ConfigError(f"pretrain.crop_scale must be in (0, 1], got {self.crop_scale}")
         if self.flip not in FLIPS:
-            raise ValueError(f"pretrain.flip={self.flip!r} is not one of {FLIPS}")
+            raise ConfigError(f"pretrain.flip={self.flip!r} is not one of {FLIPS}")
         if not 0.0 <= self.translate < 1.0:
-            raise ValueError(f"pretrain.translate must be in [0, 1), got {self.translate}")
-        if not 0.0 <= self.jitter <= 1.0 or not 0.0 <= self.grayscale <= 1.0:
-            raise ValueError(f"pretrain.jitter and pretrain.grayscale must be in [0, 1], got "
-                             f"{self.jitter} and {self.grayscale}")
+            raise ConfigError(f"pretrain.translate must be in [0, 1), got {self.translate}")
+        if not (0.0 <= self.jitter <= 1.0 and 0.0 <= self.grayscale <= 1.0):
+            raise ConfigError(f"pretrain.jitter and pretrain.grayscale must be in [0, 1], got "
+                              f"{self.jitter} and {self.grayscale}")
+
+
+# A run name is one plain folder name under out_dir: no path separators, never '.' or '..'.
+RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.,=+@-]{0,199}")
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 @dataclass(frozen=True)
-class PretrainRunConfig:
-    """One pretraining run: the encoder (``model``, saved with ``num_classes=0``: no head), data, optimiser and
-    the contrastive settings; written to ``runs/<name>/config.json`` and read back by ``vitlab probe``."""
+class RunConfig:
+    """Everything one run needs, for every task; written to ``runs/<name>/config.json``.
 
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(num_classes=0))
+    ``task`` picks what is trained (vitlab.train.tasks): ``classify`` a ViT, ``segment`` a Segmenter on
+    the digit canvases (section ``segment``), ``pretrain`` a ViT encoder contrastively (section
+    ``pretrain``). One loop (vitlab.train.loop.fit) trains them all.
+    """
+
+    task: str = "classify"  # classify | segment | pretrain
+    model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(label_smoothing=0.0))
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
-    name: str = ""
+    name: str = ""  # run folder name under out_dir, a plain folder name; empty means a time stamp
     out_dir: str = "runs"
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0
+    seed: int = 0  # in [0, 2**32): model initialisation, data order and augmentation
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
     progress: bool = True
+    ckpt_every: int = 0  # also checkpoint every N optimiser steps inside an epoch; 0: only at epoch ends
+    keep_last: int = 1  # checkpoints kept: 1 keeps checkpoint.safetensors only; K > 1 adds checkpoint-stepNNNNNN files
+    dist_timeout_s: float = 300.0  # torchrun: how long a process waits for the others before it gives up
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ConfigError(f"task={self.task!r} is not one of {TASKS}")
+        if self.name and (not RUN_NAME.fullmatch(self.name) or self.name in (".", "..")):
+            raise ConfigError(f"name={self.name!r} is not a plain folder name: use letters, digits and _ . , = + @ -, "
+                              f"starting with a letter, digit or _ (the run folder is out_dir/name)")
+        if not self.out_dir:
+            raise ConfigError("out_dir must name a folder, got ''")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < MAX_SEED:
+            raise ConfigError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
+        if not DEVICE.fullmatch(self.device):
+            raise ConfigError(f"device={self.device!r} is not a device: expected auto, cpu, cuda, cuda:N or mps")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
+            raise ConfigError(f"threads must be an integer >= 0 (0 keeps PyTorch's default), got {self.threads!r}")
+        if isinstance(self.ckpt_every, bool) or not isinstance(self.ckpt_every, int) or self.ckpt_every < 0:
+            raise ConfigError(f"ckpt_every must be an integer >= 0 (0 turns mid-epoch checkpoints off), "
+                              f"got {self.ckpt_every!r}")
+        if not _positive_int(self.keep_last):
+            raise ConfigError(f"keep_last must be an integer >= 1, got {self.keep_last!r}")
+        if not (_finite(self.dist_timeout_s) and self.dist_timeout_s > 0):
+            raise ConfigError(f"dist_timeout_s must be a finite number of seconds > 0, got {self.dist_timeout_s}")

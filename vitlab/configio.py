@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
+from .errors import ConfigError
+from .fileio import save_json
 
-
-class ConfigError(ValueError):
-    """A configuration key or value that does not fit the dataclasses."""
+__all__ = ["ConfigError", "apply_overrides", "coerce", "from_dict", "load_config_file", "merge", "save_json",
+           "to_dict", "valid_keys"]
 
 
 def to_dict(cfg) -> dict:
@@ -120,13 +121,22 @@ def apply_overrides(cfg, overrides: dict[str, Any]):
 def load_config_file(path: str | Path) -> dict:
     """A full or partial run config from JSON or TOML as a nested dict, to ``merge`` over a config."""
     path = Path(path)
+    kind = "TOML" if path.suffix == ".toml" else "JSON"
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; expected a {kind} file")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text()
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if kind == "TOML" else json.loads(text)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not a text file ({e.reason} at byte {e.start}); expected "
+                          f"{kind}") from e
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper() or 'JSON'}: {e}") from e
+        raise ConfigError(f"config file {path} is not valid {kind}: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} holds a {type(data).__name__}; expected a {kind} table/object of "
+                          f"sections such as {{\"model\": {{\"depth\": 6}}}}")
     return data
 
 
@@ -144,8 +154,3 @@ def merge(cfg, partial: dict):
     walk(partial, "")
     return apply_overrides(cfg, flat)
 
-
-def save_json(path: str | Path, obj) -> None:
-    from .train.checkpoint import atomic_write_bytes
-
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())

@@ -28,3 +28,22 @@ def module_flops(module: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
     with counter, torch.no_grad():
         module(x)
     return counter.get_total_flops()
+
+
+def stem_summary(cfg) -> dict:
+    """Output grid side, parameter count and forward FLOPs per image of ``cfg``'s tokeniser stem.
+
+    Built on the meta device (no weights allocated); FLOPs are counted as above (2 × multiply-accumulates
+    of the convolutions; norms, activations and pools not counted).
+
+    Returns:
+        ``dict(grid=g, params=..., flops=...)`` with the stem's output a g×g token grid.
+    """
+    from .analysis.receptive_field import stem_grid
+    from .layers.stems import build_stem
+
+    with torch.device("meta"):
+        stem = build_stem(cfg).eval()
+    params = sum(p.numel() for p in stem.parameters())
+    flops = module_flops(stem, (1, cfg.in_chans, cfg.img_size, cfg.img_size))
+    return dict(grid=stem_grid(stem, cfg.img_size), params=params, flops=flops)

@@ -11,6 +11,15 @@ negatives, so the number of negatives no longer depends on the batch size.
 
 Rows and columns are laid out as [view 1 of samples 0..N-1; view 2 of samples 0..N-1], so the
 positive of anchor i is i + N (mod 2N); queue columns come after the 2N in-batch columns.
+
+Alignment and uniformity (Wang & Isola 2020, "Understanding Contrastive Representation Learning through
+Alignment and Uniformity on the Hypersphere", §4.1) split the contrastive objective into two properties of
+L2-normalised embeddings, and are measured here beside the loss:
+
+* alignment  = E_{(x, x⁺)} ‖f(x) − f(x⁺)‖₂^α over positive pairs, α = 2 (lower is better, 0 = identical);
+* uniformity = log E_{x, y} exp(−t ‖f(x) − f(y)‖₂²) over pairs of distinct samples, t = 2 (lower is better;
+  its minimum on the sphere spreads the points evenly). As in the paper's reference code (``torch.pdist``),
+  the expectation is over the N(N−1)/2 unordered pairs i < j: a point is never paired with itself.
 """
 from __future__ import annotations
 
@@ -141,8 +150,9 @@ class InfoNCE(nn.Module):
     L2-normalised) into a FIFO buffer that keeps the last K rows, oldest first; from the next
     forward on they are extra negatives for every anchor (He et al. 2020). The current batch is
     pushed after the loss is computed, so a view is never its own negative. The buffer is filled
-    lazily (D is learnt from the first batch) and is not part of the state dict (its length changes
-    while it fills); the pretraining loop stores it in its checkpoints itself. Under torchrun, give it
+    lazily (D is learnt from the first batch); it travels in the state dict as the module's extra state
+    (``get_extra_state``: a tensor whose length grows while it fills), so a checkpoint of a module that
+    holds this loss carries the queue across a resume. Under torchrun, give it
     the gathered global batch (vitlab.train.distributed.gather_with_grad): every process then holds
     the same queue.
 
@@ -168,6 +178,14 @@ class InfoNCE(nn.Module):
             self._enqueue(z2)
         return loss
 
+    def get_extra_state(self) -> torch.Tensor:
+        """The queue, so that it travels in ``state_dict()`` (and a checkpoint) though its length changes while it
+        fills: (k, D), or (0,) while empty."""
+        return self.queue if self.queue is not None else torch.zeros(0)
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        self.queue = state.detach().clone() if state.numel() else None
+
     @torch.no_grad()
     def _enqueue(self, z2: torch.Tensor) -> None:
         new = F.normalize(z2.detach(), dim=1)  # (N, D)
@@ -176,3 +194,29 @@ class InfoNCE(nn.Module):
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, queue_size={self.queue_size}"
+
+
+def alignment(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 2.0) -> float:
+    """Mean ‖z1_i − z2_i‖^α of the L2-normalised rows (Wang & Isola 2020, eq. 4).
+
+    Shape:
+        z1, z2: (N, D), row i of each a positive pair -> float.
+    """
+    if z1.shape != z2.shape or z1.dim() != 2:
+        raise ValueError(f"z1 and z2 must be (N, D) of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    a, b = F.normalize(z1.double(), dim=1), F.normalize(z2.double(), dim=1)
+    return float((a - b).norm(dim=1).pow(alpha).mean())
+
+
+def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
+    """log of the mean of exp(−t ‖z_i − z_j‖²) over the unordered pairs i < j of L2-normalised rows
+    (Wang & Isola 2020, eq. 5).
+
+    Shape:
+        z: (N, D), N >= 2 -> float.
+    """
+    if z.dim() != 2 or z.shape[0] < 2:
+        raise ValueError(f"uniformity needs (N, D) with N >= 2, got {tuple(z.shape)}")
+    u = F.normalize(z.double(), dim=1)
+    sq = torch.pdist(u).pow(2)  # (N(N−1)/2,) squared distances, i < j
+    return float(torch.logsumexp(-t * sq, dim=0) - math.log(sq.numel()))  # log-mean-exp, stable

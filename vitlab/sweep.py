@@ -7,12 +7,13 @@
   as ``<metric>_mean`` and ``<metric>_std`` over the seeds (sample standard deviation, 0 for one
   seed), the forward FLOPs per image (``vitlab.flops``), and the run folders;
 * ``sweep.md`` — the same table with ``mean ± std``;
-* ``sweep.png`` — the main metric (test_acc, or test_miou for ``task='segment'``) per grid point
-  with ±1 std error bars.
+* ``sweep.png`` — the task's headline validation metric (val_acc, val_miou or val_knn_acc, the one
+  settings are chosen on) per grid point with ±1 std error bars.
 
-Any configuration key can be swept (``vitlab.configio.valid_keys``); values are given as on the
-command line and checked, for every grid point, before the first run starts. A value is split at
-commas, so a tuple key (``optim.betas``) cannot be swept this way.
+Any configuration key of any task can be swept (``vitlab.configio.valid_keys``), e.g.
+``vitlab sweep pretrain.tau=0.05,0.1,0.2 --seeds 3 -- --task pretrain --recipe fashion-mnist``; values
+are given as on the command line and checked, for every grid point, before the first run starts. A value
+is split at commas, so a tuple key (``optim.betas``) cannot be swept this way.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from .config import RunConfig
 from .configio import ConfigError, apply_overrides, valid_keys
+from .errors import RunFolderError
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +83,14 @@ def run_sweep(base: RunConfig, grid: dict[str, list[str]], *, seeds: int = 1, ou
               overwrite: bool = False) -> Path:
     """Train every grid point × seed in turn; write sweep.csv, sweep.md and sweep.png; return ``out_dir``."""
     from .train import fit
-    from .train.segment import fit_segment
 
     out_dir = Path(out_dir)
     points = expand(base, grid, seeds, out_dir)  # every config checked before the first run
     existing = [str(Path(c.out_dir) / c.name) for p in points for c in p.configs
                 if (Path(c.out_dir) / c.name).exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{len(existing)} run folder(s) of this sweep exist already (e.g. {existing[0]}); "
-                              f"pass --overwrite to replace them or choose another --out")
+        raise RunFolderError(f"{len(existing)} run folder(s) of this sweep exist already (e.g. {existing[0]}); "
+                             f"pass --overwrite to replace them or choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     total = sum(len(p.configs) for p in points)
     done = 0
@@ -97,8 +98,7 @@ def run_sweep(base: RunConfig, grid: dict[str, list[str]], *, seeds: int = 1, ou
         for cfg in point.configs:
             done += 1
             log.info("sweep run %d/%d: %s", done, total, cfg.name)
-            train = fit_segment if cfg.task == "segment" else fit
-            point.run_dirs.append(train(cfg, overwrite=overwrite))
+            point.run_dirs.append(fit(cfg, overwrite=overwrite))
     rows = summarise(points)
     write_tables(rows, list(grid), out_dir)
     plot_sweep(rows, main_metric(base), out_dir / "sweep.png")
@@ -106,7 +106,10 @@ def run_sweep(base: RunConfig, grid: dict[str, list[str]], *, seeds: int = 1, ou
 
 
 def main_metric(cfg: RunConfig) -> str:
-    return "test_miou" if cfg.task == "segment" else "test_acc"
+    """The headline validation metric of ``cfg.task`` (what the sweep plot shows and settings are chosen on)."""
+    from .train.tasks import get_task
+
+    return f"val_{get_task(cfg.task).metric}"
 
 
 def model_flops(cfg: RunConfig) -> int:

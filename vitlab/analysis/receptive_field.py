@@ -41,8 +41,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from torch import nn
+
+from ..errors import ConfigError
 
 KINDS = ("conv", "maxpool", "avgpool")
 
@@ -75,17 +78,17 @@ class LayerSpec:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"layer kind={self.kind!r} is not one of {KINDS}")
+            raise ConfigError(f"layer kind={self.kind!r} is not one of {KINDS}")
         for field, low in (("kernel", 1), ("stride", 1), ("padding", 0), ("dilation", 1)):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{field}={value!r} for a {self.kind} layer; expected an int >= {low}")
+                raise ConfigError(f"{field}={value!r} for a {self.kind} layer; expected an int >= {low}")
         if self.kind == "avgpool" and self.dilation != 1:
-            raise ValueError(f"dilation={self.dilation} for an avgpool layer; expected 1 "
-                             "(nn.AvgPool2d has no dilation)")
+            raise ConfigError(f"dilation={self.dilation} for an avgpool layer; expected 1 "
+                              "(nn.AvgPool2d has no dilation)")
         if self.kind != "conv" and self.padding > self.kernel // 2:
-            raise ValueError(f"padding={self.padding} for a {self.kind} layer with kernel={self.kernel}; "
-                             f"expected at most kernel // 2 = {self.kernel // 2}")
+            raise ConfigError(f"padding={self.padding} for a {self.kind} layer with kernel={self.kernel}; "
+                              f"expected at most kernel // 2 = {self.kernel // 2}")
 
     @property
     def effective_kernel(self) -> int:
@@ -118,12 +121,12 @@ def parse_spec(spec: str) -> list[LayerSpec]:
         token = raw.strip()
         match = _TOKEN.fullmatch(token)
         if match is None:
-            raise ValueError(f"bad layer token {token!r} in {spec!r}; expected {GRAMMAR}")
+            raise ConfigError(f"bad layer token {token!r} in {spec!r}; expected {GRAMMAR}")
         kind, k, s, p, d = match.groups()
         try:
             specs.append(LayerSpec(kind, int(k), int(s or 1), int(p or 0), int(d or 1)))
-        except ValueError as err:
-            raise ValueError(f"bad layer token {token!r}: {err}") from None
+        except ValueError as err:  # LayerSpec's ConfigError is a ValueError
+            raise ConfigError(f"bad layer token {token!r}: {err}") from None
     return specs
 
 
@@ -207,7 +210,7 @@ def receptive_field(specs: list[LayerSpec], input_size: int | None = None) -> li
     """
     if input_size is not None and (isinstance(input_size, bool) or not isinstance(input_size, int)
                                    or input_size < 1):
-        raise ValueError(f"input_size={input_size!r}; expected an int >= 1 or None")
+        raise ConfigError(f"input_size={input_size!r}; expected an int >= 1 or None")
     r, j, start, n = 1, 1, 0.0, input_size  # the input: one pixel per unit, pixel 0 centred at 0
     rows = []
     for index, spec in enumerate(specs):
@@ -219,8 +222,8 @@ def receptive_field(specs: list[LayerSpec], input_size: int | None = None) -> li
                "dilation": spec.dilation, "r": r, "j": j, "start": start}
         if n is not None:
             if n + 2 * spec.padding < k_eff:
-                raise ValueError(f"layer {index} ({spec.token}) gets a {n}-pixel input, padded to "
-                                 f"{n + 2 * spec.padding}; expected at least its effective kernel {k_eff}")
+                raise ConfigError(f"layer {index} ({spec.token}) gets a {n}-pixel input, padded to "
+                                  f"{n + 2 * spec.padding}; expected at least its effective kernel {k_eff}")
             n = (n + 2 * spec.padding - k_eff) // spec.stride + 1
             row["size"] = n
         rows.append(row)
@@ -250,3 +253,23 @@ def format_table(rows: list[dict]) -> str:
                          for c, (cell, w) in enumerate(zip(cells, widths))).rstrip()
 
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(cells) for cells in body])
+
+
+# -- the tokeniser stems of vitlab.layers.stems --------------------------------------------------------------------
+def stem_specs(stem: str, patch_size: int) -> list[LayerSpec]:
+    """The layer geometry of the stem named ``stem`` (vitlab.layers.stems) with total down-sampling ``patch_size``.
+
+    Channels do not change the geometry, so the stem is built on the meta device with placeholder widths.
+    """
+    import torch
+
+    from ..layers.stems import build_stem
+
+    with torch.device("meta"):
+        module = build_stem(SimpleNamespace(stem=stem, patch_size=patch_size, img_size=None, in_chans=1, dim=8))
+    return from_module(module)
+
+
+def stem_grid(stem: nn.Module, img_size: int) -> int:
+    """Side of the token grid a stem (PatchEmbed or ConvStem) makes from an img_size × img_size image."""
+    return receptive_field(from_module(stem), input_size=img_size)[-1]["size"]

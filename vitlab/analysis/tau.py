@@ -1,14 +1,8 @@
 """What the InfoNCE temperature τ does to a representation: hardness of negatives, alignment, uniformity.
 
-Wang & Isola 2020 ("Understanding Contrastive Representation Learning through Alignment and Uniformity on
-the Hypersphere", §4.1) split the contrastive objective into two properties of L2-normalised embeddings:
-
-* alignment  = E_{(x, x⁺)} ‖f(x) − f(x⁺)‖₂^α over positive pairs, α = 2 (lower is better, 0 = identical);
-* uniformity = log E_{x, y} exp(−t ‖f(x) − f(y)‖₂²) over pairs of distinct samples, t = 2 (lower is better;
-  its minimum on the sphere spreads the points evenly). As in the paper's reference code (``torch.pdist``),
-  the expectation is over the N(N−1)/2 unordered pairs i < j: a point is never paired with itself.
-
-Wang & Liu 2021 show that lower τ puts more of each anchor's gradient on its hardest negatives;
+Alignment and uniformity (Wang & Isola 2020) are losses-level metrics (:mod:`vitlab.losses`); this module
+reads a τ sweep's run folders and draws them. Wang & Liu 2021 show that lower τ puts more of each anchor's
+gradient on its hardest negatives;
 :func:`weight_profile` summarises :func:`vitlab.losses.negative_weights` to show it.
 """
 from __future__ import annotations
@@ -16,35 +10,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
-from ..losses import negative_weights
-
-
-def alignment(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 2.0) -> float:
-    """Mean ‖z1_i − z2_i‖^α of the L2-normalised rows (Wang & Isola 2020, eq. 4).
-
-    Shape:
-        z1, z2: (N, D), row i of each a positive pair -> float.
-    """
-    if z1.shape != z2.shape or z1.dim() != 2:
-        raise ValueError(f"z1 and z2 must be (N, D) of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
-    a, b = F.normalize(z1.double(), dim=1), F.normalize(z2.double(), dim=1)
-    return float((a - b).norm(dim=1).pow(alpha).mean())
-
-
-def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
-    """log of the mean of exp(−t ‖z_i − z_j‖²) over the unordered pairs i < j of L2-normalised rows
-    (Wang & Isola 2020, eq. 5).
-
-    Shape:
-        z: (N, D), N >= 2 -> float.
-    """
-    if z.dim() != 2 or z.shape[0] < 2:
-        raise ValueError(f"uniformity needs (N, D) with N >= 2, got {tuple(z.shape)}")
-    u = F.normalize(z.double(), dim=1)
-    sq = torch.pdist(u).pow(2)  # (N(N−1)/2,) squared distances, i < j
-    return float(torch.logsumexp(-t * sq, dim=0) - math.log(sq.numel()))  # log-mean-exp, stable
+from ..errors import ConfigError
+from ..losses import alignment, negative_weights, uniformity
 
 
 def weight_profile(z1: torch.Tensor, z2: torch.Tensor, temperature: float, top: int = 10) -> dict:
@@ -68,22 +36,24 @@ def weight_profile(z1: torch.Tensor, z2: torch.Tensor, temperature: float, top: 
 
 # -- vitlab tau-report: the three figures over a τ sweep's run folders ---------------------------------
 def _run_summary(run_dir, images: int) -> dict:
-    """τ, the negative-weight profile on ``images`` test images (two seeded views -> encoder -> projection, the
-    embeddings the loss saw), final alignment/uniformity/kNN from metrics.json, linear-probe accuracy."""
+    """τ, the negative-weight profile on ``images`` validation images (two seeded views -> encoder -> projection, the
+    embeddings the loss saw), final validation alignment/uniformity/kNN from metrics.json, linear-probe accuracy."""
     import json
     from pathlib import Path
 
     from ..data import Normalize, load_data
     from ..data.views import make_views
-    from ..train.artifacts import load_model
-    from ..train.pretrain import PROJECTION_FILE, encoder_features, load_pretrain_config, load_projection
+    from ..train.artifacts import PROJECTION_FILE, load_model, load_projection
+    from ..train.run_dir import load_run_config
+    from ..train.tasks.pretrain import encoder_features
 
     run_dir = Path(run_dir)
-    cfg = load_pretrain_config(run_dir)
+    cfg = load_run_config(run_dir)
+    if cfg.task != "pretrain":
+        raise ConfigError(f"{run_dir} is a task={cfg.task!r} run; tau-report takes pretraining runs")
     model, meta = load_model(run_dir)
     head = load_projection(run_dir / PROJECTION_FILE) if (run_dir / PROJECTION_FILE).is_file() else None
-    _, test = load_data(cfg.data)
-    x = test.images[:images].float().div(255)
+    x = load_data(cfg.data).val.images[:images].float().div(255)
     normalize = Normalize(meta["mean"], meta["std"])
     views = make_views(cfg.pretrain, x.shape[1], x.shape[2])
     state = torch.get_rng_state()
@@ -97,9 +67,11 @@ def _run_summary(run_dir, images: int) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
     probe = json.loads((run_dir / "probe.json").read_text()) if (run_dir / "probe.json").is_file() else {}
     return {"run": str(run_dir), "tau": cfg.pretrain.tau, "sorted": profile["sorted"], "top1pct": profile["top1pct"],
-            "top10": profile["top10"], "alignment": metrics.get("alignment"), "uniformity": metrics.get("uniformity"),
-            "knn_acc": metrics.get("knn_acc"), "probe_acc": probe.get("linear", {}).get("test_acc"),
-            "random_probe_acc": probe.get("random_linear", {}).get("test_acc")}
+            "top10": profile["top10"], "alignment": metrics.get("val_alignment"),
+            "uniformity": metrics.get("val_uniformity"), "knn_acc": metrics.get("val_knn_acc"),
+            "probe_acc": probe.get("linear", {}).get("val_acc"),
+            "probe_test_acc": probe.get("linear", {}).get("test_acc"),
+            "random_probe_acc": probe.get("random_linear", {}).get("val_acc")}
 
 
 def tau_report(runs, out, images: int = 256) -> list[dict]:
@@ -111,7 +83,7 @@ def tau_report(runs, out, images: int = 256) -> list[dict]:
     from ..train.plots import plt
 
     if images < 2:
-        raise ValueError(f"--images must be >= 2 (a negative needs two samples), got {images}")
+        raise ConfigError(f"--images must be >= 2 (a negative needs two samples), got {images}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = sorted((_run_summary(r, images) for r in runs), key=lambda r: r["tau"])
@@ -158,7 +130,7 @@ def tau_report(runs, out, images: int = 256) -> list[dict]:
         pts = [(r["tau"], r[key]) for r in rows if r[key] is not None]
         if pts:
             ax.plot(*zip(*pts), marker, label=label)
-    ax.set(xscale="log", xlabel="τ", ylabel="test accuracy", title="accuracy against τ")
+    ax.set(xscale="log", xlabel="τ", ylabel="validation accuracy", title="accuracy against τ")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import os
 
+from ..errors import VitlabError
+
 ALIASES = {"epochs": "optim.epochs", "batch_size": "optim.batch_size", "lr": "optim.lr", "data": "data.name",
-           "val_split": "data.val_split"}
+           "val_split": "data.val_split", "test_split": "data.test_split", "tau": "pretrain.tau"}
 
 
-class CLIError(ValueError):
-    pass
+class CLIError(VitlabError, ValueError):
+    """A command line that does not fit the command (an unknown flag, a flag --resume may not change, ...)."""
 
 
 def parse_overrides(tokens: list[str]) -> dict[str, str]:
@@ -35,18 +37,18 @@ def parse_overrides(tokens: list[str]) -> dict[str, str]:
 
 
 def build_run_config(args, overrides: dict[str, str]):
+    """Recipe (of ``--task``) -> ``--config`` file -> ``--size`` -> ``--section.key VALUE`` flags, each laid over
+    the one before."""
+    from dataclasses import asdict
+
     from ..config import SIZES, size_config
     from ..configio import apply_overrides, load_config_file, merge
-    from ..recipes import RECIPES
+    from ..recipes import recipe
 
-    if args.recipe not in RECIPES:
-        raise CLIError(f"unknown recipe {args.recipe!r}; expected one of {sorted(RECIPES)}")
-    cfg = RECIPES[args.recipe]()
+    cfg = recipe(args.recipe, args.task)
     if args.config:
         cfg = merge(cfg, load_config_file(args.config))
     if args.size:
-        from dataclasses import asdict
-
         size = size_config(args.size, **{k: v for k, v in asdict(cfg.model).items()
                                          if k not in next(iter(SIZES.values()))})
         cfg = merge(cfg, {"model": asdict(size)})

@@ -14,6 +14,8 @@ def cmd_predict(args, rest: list[str]) -> int:
     from ..train import load_model
 
     no_extra(rest)
+    if args.top_k < 1:
+        raise CLIError(f"--top-k must be >= 1 (the number of classes to print per image), got {args.top_k}")
     model, meta = load_model(args.run)
     cfg = model.cfg
     normalize = Normalize(meta["mean"], meta["std"])
@@ -60,9 +62,8 @@ def cmd_models(args, rest: list[str]) -> int:
 
 
 def cmd_rf(args, rest: list[str]) -> int:
-    from ..analysis import format_table, parse_spec, receptive_field
-
-    from ..layers.stems import STEMS, stem_specs
+    from ..analysis import format_table, parse_spec, receptive_field, stem_specs
+    from ..layers.stems import STEMS
 
     no_extra(rest)
     # a stem name (vitlab.layers.stems) stands for its layer stack at --patch-size
@@ -106,14 +107,14 @@ def cmd_analyse(args, rest: list[str]) -> int:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)  # as in training: the run's thread count
     model, meta = load_model(args.run)
-    _, test = load_data(cfg.data)
+    images_set = load_data(cfg.data).val  # analysis reads the validation split; the test split stays for scoring
     normalize = Normalize(meta["mean"], meta["std"])
     out = Path(args.out) if args.out else Path(args.run) / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     prefix, patch = model.num_prefix_tokens, model.cfg.patch_size
 
     # (a) mean attention distance over the first --images test images, in batches of 64
-    images = test.images[:args.images]
+    images = images_set.images[:args.images]
     total, grid = None, None
     for start in range(0, len(images), 64):
         batch = images[start:start + 64]
@@ -122,7 +123,7 @@ def cmd_analyse(args, rest: list[str]) -> int:
         total = d if total is None else total + d
     distance = total / len(images)
     plot_attention_distance(distance, out / "attention_distance.png",
-                            title=f"mean attention distance ({len(images)} test images)")
+                            title=f"mean attention distance ({len(images)} validation images)")
     # (b) position-embedding similarity, (c) principal components of the patch-embedding filters
     g = model.cfg.grid_size
     plot_pos_embed_similarity(pos_embed_similarity(model.pos_embed, prefix), (g, g), out / "pos_embed_similarity.png")
@@ -134,7 +135,8 @@ def cmd_analyse(args, rest: list[str]) -> int:
     else:
         print("patch-embedding filters: no (D, C, P, P) convolution weight, skipped")
 
-    print(f"mean attention distance in pixels ({len(images)} test images, patch {patch}, grid {grid[0]}x{grid[1]}):")
+    print(f"mean attention distance in pixels ({len(images)} validation images, patch {patch}, "
+          f"grid {grid[0]}x{grid[1]}):")
     print("layer   mean    min    max")
     for layer, row in enumerate(distance.tolist(), start=1):
         print(f"{layer:>5} {sum(row) / len(row):6.2f} {min(row):6.2f} {max(row):6.2f}")

@@ -1,6 +1,8 @@
 """vitlab export / import: ONNX, HF and timm weights (vitlab/interop)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from .common import CLIError, no_extra
 
 
@@ -29,6 +31,11 @@ def cmd_import(args, rest: list[str]) -> int:
     from ..train.artifacts import save_model
 
     no_extra(rest)
+    out = Path(args.out)
+    if out.is_dir():  # checked first: nothing is read, let alone written, before
+        raise CLIError(f"--out {out} is a folder; expected a model file such as {out / 'model.safetensors'}")
+    if out.exists() and not args.overwrite:
+        raise CLIError(f"{out} already exists; pass --overwrite to replace it, or choose another --out")
     model = import_weights(args.src, fmt=args.fmt, heads=args.heads)
     if args.img_size and args.img_size != model.cfg.img_size:  # load again, resampling pos_embed
         model = import_weights(args.src, fmt=args.fmt, cfg=replace(model.cfg, img_size=args.img_size))
@@ -52,6 +59,7 @@ def add_interop_commands(sub) -> None:
     p.add_argument("src", help="HF save_pretrained folder, or a .safetensors/.bin/.pth state dict")
     p.add_argument("--fmt", default="auto", help="auto | hf | timm | vitlab (default: from the key names)")
     p.add_argument("--out", required=True, help="vitlab model file to write, e.g. model.safetensors")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--heads", type=int, help="attention heads when there is no config (default: width / 64)")
     p.add_argument("--img-size", type=int, help="another input size: pos_embed is resampled to its grid")
     p.set_defaults(func=cmd_import)

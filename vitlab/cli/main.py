@@ -1,15 +1,19 @@
-"""The parser of every subcommand, and ``main``: expected failures are one line on stderr and exit status 2."""
+"""The parser of every subcommand, and ``main``: a VitlabError is one line on stderr and exit status 2; anything
+else is a bug and keeps its traceback (``-v`` shows the traceback of a VitlabError too)."""
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import traceback
 
+from ..errors import ProcessGroupTimeout, VitlabError
 from .common import torchrun_rank
 from .inspection import cmd_analyse, cmd_models, cmd_predict, cmd_rf
 from .interop import add_interop_commands
-from .pretrain import add_pretrain_commands
-from .train import add_sweep_command, cmd_eval, cmd_train
+from .probe import add_probe_commands
+from .train import add_train_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,27 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a model (default: the digits recipe)",
-                       description="Any configuration key can be set as --section.key VALUE, e.g. "
-                                   "--model.depth 6 --optim.lr 3e-3 --data.augment none. Short forms: "
-                                   "--epochs, --batch-size, --lr, --data, --seed, --name, --device.")
-    p.add_argument("--recipe", default="digits", help="starting configuration (default: digits)")
-    p.add_argument("--config", help="JSON or TOML file with (part of) a run configuration")
-    p.add_argument("--size", help="model size from the table: Ti, S, B, L, H (sets width/depth/heads/mlp/patch)")
-    p.add_argument("--resume", metavar="RUN", help="continue the run folder RUN from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
-    p.add_argument("--ckpt-every", metavar="N", dest="ckpt_every", type=int,
-                   help="also checkpoint every N optimiser steps (config key ckpt_every; 0: epoch ends only)")
-    p.add_argument("--keep-last", metavar="K", dest="keep_last", type=int,
-                   help="keep the last K checkpoints as checkpoint-stepNNNNNN.safetensors (config key keep_last)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("eval", help="test accuracy (or, for a segmentation run, mIoU and per-class IoU) of a run "
-                                    "and its confusion matrix")
-    p.add_argument("run", help="run folder")
-    p.add_argument("--out", help="confusion-matrix PNG (default: RUN/confusion.png)")
-    p.set_defaults(func=cmd_eval)
+    add_train_commands(sub)
 
     p = sub.add_parser("predict", help="top-k classes for image files")
     p.add_argument("run", help="run folder (or model.safetensors)")
@@ -68,11 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Writes the ViT paper's Figure 7 panels for a run as PNG files.")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", help="output folder (default: RUN/analysis)")
-    p.add_argument("--images", type=int, default=256, help="test images averaged for attention distance")
+    p.add_argument("--images", type=int, default=256, help="validation images averaged for attention distance")
     p.set_defaults(func=cmd_analyse)
     add_interop_commands(sub)
-    add_sweep_command(sub)
-    add_pretrain_commands(sub)
+    add_probe_commands(sub)
     return parser
 
 
@@ -84,19 +67,25 @@ def main(argv: list[str] | None = None) -> int:
     if torchrun_rank() > 0:  # under torchrun only rank 0 reports progress; the others say only what goes wrong
         level = logging.WARNING
     logging.basicConfig(level=level, format="%(message)s")
-    from ..train import CheckpointError, TrainingDiverged, TrainingInterrupted, TrainingOutOfMemory
-
-    # Expected failures (bad input, a broken file, a diverged or out-of-memory run) are one line on
-    # stderr and exit status 2, never a traceback; docs/errors.md lists each with its test.
+    # Expected failures (bad input, a broken file, a diverged or out-of-memory run, a full disk) are one line on
+    # stderr and exit status 2; docs/errors.md lists each with its test. Anything else keeps its traceback.
     try:
         return args.func(args, rest)
-    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError, TrainingDiverged,
-            TrainingOutOfMemory) as e:
+    except VitlabError as e:
+        if args.verbose:
+            traceback.print_exc()
         print(f"vitlab {args.command}: error: {e}", file=sys.stderr)
+        if isinstance(e, ProcessGroupTimeout):
+            # The process group is broken: tearing it down (DDP's reducer joining gloo's threads, one of which
+            # waits for the GIL) deadlocks in PyTorch now and then, and a hung process would keep torchrun
+            # waiting for ever. Leave at once; the kernel releases the run folder's lock.
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         return 2
-    except TrainingInterrupted as e:  # a checkpoint was saved; the message says how to resume
-        print(f"vitlab {args.command}: {e}", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print(f"vitlab {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # TrainingInterrupted: a checkpoint was saved and the message says how to resume
+        if args.verbose:
+            traceback.print_exc()
+        print(f"vitlab {args.command}: {e or 'interrupted'}", file=sys.stderr)
         return 130

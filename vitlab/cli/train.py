@@ -1,4 +1,4 @@
-"""vitlab train / eval / sweep: training runs (classification and segmentation), scoring them, grids of them."""
+"""vitlab train / pretrain / eval / sweep: runs of every task, scoring them on the test split, grids of them."""
 from __future__ import annotations
 
 import argparse
@@ -7,11 +7,35 @@ from pathlib import Path
 
 from .common import CLIError, build_run_config, no_extra, parse_overrides, torchrun_rank
 
+TASK_HELP = "classify (default) | segment | pretrain"
+
+
+def add_train_arguments(p: argparse.ArgumentParser, *, task: str | None) -> None:
+    """The flags of `vitlab train` (and of `vitlab pretrain`, its short form for ``--task pretrain``)."""
+    if task is None:
+        p.add_argument("--task", choices=("classify", "segment", "pretrain"), help=f"what to train: {TASK_HELP}")
+    p.add_argument("--recipe", help="starting configuration of the task (vitlab/recipes: classify: digits, mnist, "
+                                    "fashion-mnist; segment: segment; pretrain: digits, fashion-mnist); default: "
+                                    "the task's first")
+    p.add_argument("--config", help="JSON or TOML file with (part of) a run configuration")
+    p.add_argument("--size", help="model size from the table: Ti, S, B, L, H (sets width/depth/heads/mlp/patch)")
+    p.add_argument("--resume", metavar="RUN", help="continue the run folder RUN from its last checkpoint (from step 0 "
+                                                   "if it has none yet)")
+    p.add_argument("--from", metavar="FILE", dest="rollback",
+                   help="with --resume: continue from this checkpoint instead (e.g. RUN/checkpoint-stepNNNNNN."
+                        "safetensors); newer step checkpoints and metrics rows are set aside as abandoned-*")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+    p.add_argument("--ckpt-every", metavar="N", dest="ckpt_every", type=int,
+                   help="also checkpoint every N optimiser steps (config key ckpt_every; 0: epoch ends only)")
+    p.add_argument("--keep-last", metavar="K", dest="keep_last", type=int,
+                   help="keep the last K checkpoints as checkpoint-stepNNNNNN.safetensors (config key keep_last)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train, task=task)
+
 
 def cmd_train(args, rest: list[str]) -> int:
     from ..configio import apply_overrides
     from ..train import RESUMABLE_KEYS, fit, load_run_config
-    from ..train.distributed import launched_by_torchrun
 
     overrides = parse_overrides(rest)
     for key in ("ckpt_every", "keep_last"):
@@ -19,54 +43,50 @@ def cmd_train(args, rest: list[str]) -> int:
             overrides[key] = str(getattr(args, key))
     if args.quiet:
         overrides["progress"] = "false"
+    if args.rollback and not args.resume:
+        raise CLIError("--from FILE rolls a run back: give the run as well, --resume RUN --from FILE")
     if args.resume:
         fixed = sorted(set(overrides) - set(RESUMABLE_KEYS))
-        if fixed or args.config or args.size or args.recipe != "digits":
+        given = [f"--{a}" for a in ("config", "size", "recipe") if getattr(args, a)]
+        if fixed or given or (args.command == "train" and args.task):
             raise CLIError(f"--resume continues {args.resume} with its saved configuration; only "
                            f"{', '.join('--' + k for k in RESUMABLE_KEYS)} may change, got "
-                           f"{fixed or [a for a in ('--config', '--size', '--recipe') if getattr(args, a[2:]) not in (None, 'digits')]}")
+                           f"{fixed + given + (['--task'] if args.command == 'train' and args.task else [])}")
         cfg = apply_overrides(load_run_config(args.resume), overrides)
     else:
         cfg = build_run_config(args, overrides)
-    if cfg.task == "segment":  # vitlab/train/segment.py
-        if launched_by_torchrun():
-            raise CLIError("task='segment' trains in one process; under torchrun, W copies would write the same "
-                           "run folder (classification and pretraining run under torchrun)")
-        return train_segment(cfg, args)
-    run_dir = fit(cfg, resume=args.resume, overwrite=args.overwrite, argv=args.argv)
+    run_dir = fit(cfg, resume=args.resume, rollback=args.rollback, overwrite=args.overwrite, argv=args.argv)
     if torchrun_rank() > 0:  # rank 0 wrote the run folder and reports it
         return 0
     final = json.loads((run_dir / "metrics.json").read_text())
+    metric = final["metric"].removeprefix("val_")
     print(f"run folder: {run_dir}")
-    print(f"test accuracy {final['test_acc']:.4f} after {final['epochs']} epochs, "
+    print(f"{cfg.task}: val {metric} {final[f'val_{metric}']:.4f} (best {final[f'best_val_{metric}']:.4f} at epoch "
+          f"{final['best_epoch']}), test {metric} {final[f'test_{metric}']:.4f} after {final['epochs']} epochs, "
           f"{final['train_time_s']:.1f} s of training, {final['params']:,} parameters")
-    return 0
-
-
-def train_segment(cfg, args) -> int:
-    from ..train.segment import fit_segment
-
-    run_dir = fit_segment(cfg, resume=args.resume, overwrite=args.overwrite, argv=args.argv)
-    final = json.loads((run_dir / "metrics.json").read_text())
-    print(f"run folder: {run_dir}")
-    print(f"test mIoU {final['test_miou']:.4f}, pixel accuracy {final['test_pixel_acc']:.4f} after "
-          f"{final['epochs']} epochs, {final['train_time_s']:.1f} s of training, {final['params']:,} parameters")
+    if cfg.task == "pretrain":
+        print(f"next: vitlab probe {run_dir}")
     return 0
 
 
 def cmd_eval(args, rest: list[str]) -> int:
-    import numpy as np
-
-    from ..data import Normalize, load_data
-    from ..train import evaluate, load_model, load_run_config
-    from ..train.plots import plot_confusion
+    """Score a run's final model on its test split (what the run itself did once, at its end)."""
+    from ..train import load_run_config
 
     no_extra(rest)
     cfg = load_run_config(args.run)
-    if cfg.task == "segment":
-        return eval_segment(cfg, args)
+    return {"classify": _eval_classify, "segment": _eval_segment, "pretrain": _eval_pretrain}[cfg.task](cfg, args)
+
+
+def _eval_classify(cfg, args) -> int:
+    import numpy as np
+
+    from ..data import Normalize, load_data
+    from ..train import evaluate, load_model
+    from ..train.plots import plot_confusion
+
     model, meta = load_model(args.run)
-    _, test = load_data(cfg.data)
+    test = load_data(cfg.data).test
     ev = evaluate(model, test, Normalize(meta["mean"], meta["std"]))
     classes = meta.get("classes", test.classes)
     n = len(classes)
@@ -83,14 +103,15 @@ def cmd_eval(args, rest: list[str]) -> int:
     return 0
 
 
-def eval_segment(cfg, args) -> int:
+def _eval_segment(cfg, args) -> int:
     from ..data import Normalize
     from ..data.segmentation import load_segmentation
+    from ..train import evaluate_segmentation, load_segmenter
+    from ..train.metrics import iou_per_class
     from ..train.plots import plot_confusion
-    from ..train.segment import evaluate_segmentation, iou_per_class, load_segmenter
 
     model, meta = load_segmenter(args.run)
-    _, test = load_segmentation(cfg.segment, val_split=cfg.data.val_split, split_seed=cfg.data.split_seed)
+    test = load_segmentation(cfg.segment, cfg.data).test
     ev = evaluate_segmentation(model, test, Normalize(meta["mean"], meta["std"]))
     cm = ev["confusion"]
     classes = meta.get("classes", test.classes)
@@ -105,6 +126,19 @@ def eval_segment(cfg, args) -> int:
     return 0
 
 
+def _eval_pretrain(cfg, args) -> int:
+    from ..data import Normalize, load_data
+    from ..train import load_model
+    from ..train.tasks.pretrain import knn_accuracy
+
+    model, meta = load_model(args.run)
+    splits = load_data(cfg.data)
+    acc = knn_accuracy(model, splits.train, splits.test, Normalize(meta["mean"], meta["std"]), cfg.pretrain.knn_k)
+    print(f"test kNN accuracy {acc:.4f} (k = {cfg.pretrain.knn_k}, cosine, the training split as the memory bank; "
+          f"{len(splits.test)} images); for a linear probe: vitlab probe {args.run}")
+    return 0
+
+
 def cmd_sweep(args, rest: list[str]) -> int:
     from ..sweep import parse_grid, run_sweep
 
@@ -115,7 +149,8 @@ def cmd_sweep(args, rest: list[str]) -> int:
                        f"e.g. vitlab sweep model.depth=2,4 --seeds 3 -- --epochs 5")
     grid = parse_grid(axes)
     tp = argparse.ArgumentParser(prog="vitlab sweep ... --", add_help=False)
-    tp.add_argument("--recipe", default="digits")
+    tp.add_argument("--task", choices=("classify", "segment", "pretrain"))
+    tp.add_argument("--recipe")
     tp.add_argument("--config")
     tp.add_argument("--size")
     tp.add_argument("-q", "--quiet", action="store_true")
@@ -131,12 +166,30 @@ def cmd_sweep(args, rest: list[str]) -> int:
     return 0
 
 
-def add_sweep_command(sub) -> None:
+def add_train_commands(sub) -> None:
+    p = sub.add_parser("train", help="train a model: classify, segment or pretrain (default: the digits classifier)",
+                       description="One loop for every task. Any configuration key can be set as --section.key "
+                                   "VALUE, e.g. --model.depth 6 --optim.lr 3e-3 --pretrain.tau 0.1. Short forms: "
+                                   "--epochs, --batch-size, --lr, --data, --tau, --seed, --name, --device. "
+                                   "Per-epoch metrics and best.safetensors use the validation split; the test "
+                                   "split is scored once, at the end.")
+    add_train_arguments(p, task=None)
+    p = sub.add_parser("pretrain", help="contrastive (SimCLR/InfoNCE) pretraining: vitlab train --task pretrain",
+                       description="The short form of `vitlab train --task pretrain`: the same flags; recipes "
+                                   "digits (default) and fashion-mnist; --tau for --pretrain.tau.")
+    add_train_arguments(p, task="pretrain")
+
+    p = sub.add_parser("eval", help="score a run's final model on its test split: accuracy and confusion matrix, "
+                                    "mIoU and per-class IoU, or kNN accuracy")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--out", help="confusion-matrix PNG (default: RUN/confusion.png)")
+    p.set_defaults(func=cmd_eval)
+
     p = sub.add_parser("sweep", help="train a grid of configurations x seeds; tabulate mean ± std",
                        usage="vitlab sweep KEY=V1,V2,... [KEY2=...] [--seeds N] [--out DIR] -- [train arguments]",
-                       description="Any configuration key can be an axis. Everything after '--' is as for "
-                                   "vitlab train (--recipe, --config, --size, --section.key VALUE). Writes "
-                                   "sweep.md, sweep.csv and sweep.png into --out.")
+                       description="Any configuration key of any task can be an axis. Everything after '--' is as "
+                                   "for vitlab train (--task, --recipe, --config, --size, --section.key VALUE). "
+                                   "Writes sweep.md, sweep.csv and sweep.png into --out.")
     p.add_argument("--seeds", type=int, default=1, help="seeds per grid point: seed, seed + 1, ... (default 1)")
     p.add_argument("--out", help="sweep folder (default: OUT_DIR/sweep)")
     p.add_argument("--overwrite", action="store_true", help="replace existing run folders of the same names")

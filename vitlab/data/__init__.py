@@ -1,11 +1,13 @@
 from .augment import Normalize, build_augment
 from .cifar import load_cifar10
-from .dataset import ImageSet
+from .dataset import ImageSet, Splits
 from .digits import load_digits_split
 from .folder import load_folder
 from .idx import load_idx_dir, read_idx
 from .loader import batch_indices, epoch_order, num_batches
 from .sources import SOURCES, load_data, parse_source
+from .splits import carve_validation, stratified_split
 
-__all__ = ["ImageSet", "Normalize", "SOURCES", "batch_indices", "build_augment", "epoch_order", "load_cifar10",
-           "load_data", "load_digits_split", "load_folder", "load_idx_dir", "num_batches", "parse_source", "read_idx"]
+__all__ = ["ImageSet", "Normalize", "SOURCES", "Splits", "batch_indices", "build_augment", "carve_validation",
+           "epoch_order", "load_cifar10", "load_data", "load_digits_split", "load_folder", "load_idx_dir",
+           "num_batches", "parse_source", "read_idx", "stratified_split"]

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import DataError, MissingFileError
 from .dataset import ImageSet
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -64,14 +65,14 @@ def safe_load_pickle(path: str | Path):
     """Unpickle ``path`` with ``SafeUnpickler``, byte strings from Python 2 kept as bytes (as CIFAR's docs say)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"CIFAR batch file {path} does not exist")
+        raise MissingFileError(f"CIFAR batch file {path} does not exist")
     with open(path, "rb") as f:
         try:
             return SafeUnpickler(f, name=str(path), encoding="bytes").load()
         except pickle.UnpicklingError as e:
-            raise ValueError(f"CIFAR batch file {path}: {e}") from e
+            raise DataError(f"CIFAR batch file {path}: {e}") from e
         except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
-            raise ValueError(f"CIFAR batch file {path} is not a readable pickle: {e!r}") from e
+            raise DataError(f"CIFAR batch file {path} is not a readable pickle: {e!r}") from e
 
 
 def _get(d: dict, key: str, path: Path):
@@ -79,7 +80,7 @@ def _get(d: dict, key: str, path: Path):
     for k in (key.encode(), key):
         if k in d:
             return d[k]
-    raise ValueError(f"CIFAR batch file {path} has no {key!r} entry; it has {sorted(map(repr, d))}")
+    raise DataError(f"CIFAR batch file {path} has no {key!r} entry; it has {sorted(map(repr, d))}")
 
 
 def read_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -87,17 +88,17 @@ def read_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     d = safe_load_pickle(path)
     if not isinstance(d, dict):
-        raise ValueError(f"CIFAR batch file {path} holds a {type(d).__name__}, expected a dict")
+        raise DataError(f"CIFAR batch file {path} holds a {type(d).__name__}, expected a dict")
     data, labels = _get(d, "data", path), _get(d, "labels", path)
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         desc = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise ValueError(f"CIFAR batch file {path}: 'data' is {desc}, expected uint8 (N, 3072)")
+        raise DataError(f"CIFAR batch file {path}: 'data' is {desc}, expected uint8 (N, 3072)")
     labels = np.asarray(labels, dtype=np.int64)
     if labels.shape != (len(data),):
-        raise ValueError(f"CIFAR batch file {path} has {labels.size} labels for {len(data)} images: "
-                         f"expected one label per image")
+        raise DataError(f"CIFAR batch file {path} has {labels.size} labels for {len(data)} images: "
+                        f"expected one label per image")
     if len(labels) and not (0 <= labels.min() and labels.max() < len(CIFAR10_CLASSES)):
-        raise ValueError(f"CIFAR batch file {path} has labels in {labels.min()}..{labels.max()}, expected 0..9")
+        raise DataError(f"CIFAR batch file {path} has labels in {labels.min()}..{labels.max()}, expected 0..9")
     if not data.flags.writeable:  # torch wants a writable buffer; unpickled arrays may share the file's bytes
         data = data.copy()
     return data.reshape(-1, 3, 32, 32), labels  # (N, 3072) -> (N, C=3, H=32, W=32), planes R, G, B
@@ -111,7 +112,7 @@ def load_cifar10(root: str | Path) -> tuple[ImageSet, ImageSet]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"CIFAR-10 folder {root} does not exist")
+        raise MissingFileError(f"CIFAR-10 folder {root} does not exist")
     if not (root / TEST_BATCH).exists() and (root / "cifar-10-batches-py").is_dir():
         root = root / "cifar-10-batches-py"
     classes = CIFAR10_CLASSES
@@ -119,7 +120,7 @@ def load_cifar10(root: str | Path) -> tuple[ImageSet, ImageSet]:
         meta = safe_load_pickle(root / META)
         names = _get(meta, "label_names", root / META) if isinstance(meta, dict) else None
         if not isinstance(names, list) or len(names) != len(CIFAR10_CLASSES):
-            raise ValueError(f"CIFAR meta file {root / META}: 'label_names' should be a list of 10 names")
+            raise DataError(f"CIFAR meta file {root / META}: 'label_names' should be a list of 10 names")
         classes = [n.decode("latin1") if isinstance(n, bytes) else str(n) for n in names]
     parts = [read_batch(root / name) for name in TRAIN_BATCHES]
     train_x = np.concatenate([x for x, _ in parts])  # (50000, 3, 32, 32)

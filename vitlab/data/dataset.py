@@ -1,17 +1,20 @@
-"""An image classification set held in memory as one uint8 tensor."""
+"""An image set held in memory as one uint8 tensor, and the three splits every source yields."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
 
 @dataclass
 class ImageSet:
-    """Images as uint8 (N, C, H, W), labels as int64 (N,), and the class names.
+    """Images as uint8 (N, C, H, W), their labels as int64, and the class names.
 
-    Holding the whole split as one tensor lets a batch be a slice: no per-image Python
-    work per step, and the set moves to the GPU in one copy.
+    ``labels`` is (N,) for classification (and for the kNN monitor of pretraining) and (N, H, W), one
+    class per pixel, for segmentation: one container, so the loop slices a batch the same way for every
+    task. Holding the whole split as one tensor makes a batch a slice: no per-image Python work per step,
+    and the set moves to the GPU in one copy.
     """
 
     images: torch.Tensor
@@ -21,9 +24,12 @@ class ImageSet:
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
-        if self.labels.shape != (self.images.shape[0],):
-            raise ValueError(f"{self.labels.shape[0] if self.labels.ndim else 0} labels for "
-                             f"{self.images.shape[0]} images: expected one label per image")
+        n, _, h, w = self.images.shape
+        if self.labels.ndim == 0 or self.labels.shape[0] != n:
+            raise ValueError(f"{self.labels.shape[0] if self.labels.ndim else 0} labels for {n} images: expected "
+                             f"one label (or one label map) per image")
+        if self.labels.ndim not in (1, 3) or (self.labels.ndim == 3 and tuple(self.labels.shape[1:]) != (h, w)):
+            raise ValueError(f"labels must be (N,) or (N, H, W) = (N, {h}, {w}), got {tuple(self.labels.shape)}")
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -35,7 +41,19 @@ class ImageSet:
     def to(self, device) -> "ImageSet":
         return ImageSet(self.images.to(device), self.labels.to(device), self.classes)
 
+    def subset(self, index) -> "ImageSet":
+        """The images at ``index`` (indices, a slice or a boolean mask), in that order."""
+        return ImageSet(self.images[index], self.labels[index], self.classes)
+
     def channel_stats(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the images scaled to [0, 1] (for normalisation)."""
         x = self.images.float().div_(255).transpose(0, 1).flatten(1)  # (C, N*H*W)
         return x.mean(1).tolist(), x.std(1).clamp_min(1e-6).tolist()
+
+
+class Splits(NamedTuple):
+    """Train, validation and test sets of one source: choose on ``val``, report ``test`` once, at the end."""
+
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet

@@ -1,9 +1,12 @@
 """Any folder of images with one sub-folder per class, decoded once into one uint8 tensor.
 
-Two layouts are understood::
+Three layouts are understood::
 
-    root/train/<class>/*.png   root/test/<class>/*.png    (a fixed split; ``val/`` may stand for ``test/``)
-    root/<class>/*.jpg                                    (split here: stratified, ``val_split`` held out)
+    root/train/<class>/*.png  root/val/<class>/*.png  root/test/<class>/*.png   (all three splits given)
+    root/train/<class>/*.png  root/test/<class>/*.png   (or val/ for test/, as ImageNet's val/ is its test set)
+    root/<class>/*.jpg                                  (the test split is carved here: ``test_split`` of each class)
+
+Where no validation folder is given, ``vitlab.data.load_data`` carves one from the training images.
 
 Class names are the sub-folder names in sorted order, so label ``i`` means the same class
 on every machine whatever order the file system lists them in. Images are decoded with PIL,
@@ -19,7 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import DataError, MissingFileError
 from .dataset import ImageSet
+from .splits import stratified_split
 from .images import read_image_array
 
 log = logging.getLogger(__name__)
@@ -32,17 +37,17 @@ GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 def list_classes(root: Path) -> list[tuple[str, list[Path]]]:
     """(class name, sorted image files) for each class sub-folder of ``root``, classes sorted by name."""
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist")
+        raise MissingFileError(f"image folder {root} does not exist")
     class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
                         key=lambda d: d.name)
     if not class_dirs:
-        raise ValueError(f"image folder {root} is empty: expected one sub-folder of images per class")
+        raise DataError(f"image folder {root} is empty: expected one sub-folder of images per class")
     out = []
     for d in class_dirs:
         files = sorted(f for f in d.iterdir()
                        if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".") and f.is_file())
         if not files:
-            raise ValueError(f"class folder {d} has no image files (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+            raise DataError(f"class folder {d} has no image files (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
         out.append((d.name, files))
     return out
 
@@ -55,8 +60,8 @@ def infer_channels(files: list[Path], *, skip_bad: bool = False) -> int:
                 return 1 if img.mode in GREY_MODES else 3
         except (OSError, SyntaxError, ValueError) as e:
             if not skip_bad:
-                raise ValueError(f"cannot read image {f}: {e}") from e
-    raise ValueError(f"none of the {len(files)} images could be read to infer the number of channels")
+                raise DataError(f"cannot read image {f}: {e}") from e
+    raise DataError(f"none of the {len(files)} images could be read to infer the number of channels")
 
 
 def decode_images(files: list[Path], labels: np.ndarray, *, channels: int, size: int | None,
@@ -72,7 +77,7 @@ def decode_images(files: list[Path], labels: np.ndarray, *, channels: int, size:
     for i, path in enumerate(files):
         try:
             arr = read_image_array(path, channels=channels, size=size)  # (C, H, W)
-        except (ValueError, FileNotFoundError) as e:
+        except (DataError, MissingFileError) as e:
             if not skip_bad:
                 raise
             bad.append(f"{path}: {e}")
@@ -81,14 +86,14 @@ def decode_images(files: list[Path], labels: np.ndarray, *, channels: int, size:
             shape = shape or arr.shape
             out = np.empty((len(files), *shape), dtype=np.uint8)  # (N, C, H, W)
         if arr.shape != shape:
-            raise ValueError(f"image {path} is {arr.shape[1]}x{arr.shape[2]} but earlier images are "
-                             f"{shape[1]}x{shape[2]}: set data.img_size to resize every image to one size")
+            raise DataError(f"image {path} is {arr.shape[1]}x{arr.shape[2]} but earlier images are "
+                            f"{shape[1]}x{shape[2]}: set data.img_size to resize every image to one size")
         out[i] = arr
         keep[i] = True
     if bad:
         log.warning("skipped %d unreadable image(s) (data.skip_bad=true):\n  %s", len(bad), "\n  ".join(bad))
     if out is None:
-        raise ValueError(f"none of the {len(files)} images could be read")
+        raise DataError(f"none of the {len(files)} images could be read")
     return out[keep], labels[keep]
 
 
@@ -99,65 +104,57 @@ def _read_split(root: Path, classes: list[str] | None, *, channels: int, size: i
     if classes is None:
         classes = names
     elif unknown := sorted(set(names) - set(classes)):
-        raise ValueError(f"image folder {root} has class folder(s) {unknown} that the training split lacks; "
-                         f"training classes: {classes}")
+        raise DataError(f"image folder {root} has class folder(s) {unknown} that the training split lacks; "
+                        f"training classes: {classes}")
     files = [f for _, fs in found for f in fs]
     labels = np.concatenate([np.full(len(fs), classes.index(name), dtype=np.int64) for name, fs in found])
     images, labels = decode_images(files, labels, channels=channels, size=size, skip_bad=skip_bad, shape=shape)
     for name, _ in found:
         if not (labels == classes.index(name)).any():
-            raise ValueError(f"class folder {root / name} has no readable images")
+            raise DataError(f"class folder {root / name} has no readable images")
     return images, labels, classes
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int,
-                     classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, held out), sorted, holding out round(fraction * n_c) of each class c (at least one,
-    never all), chosen at random with ``seed``."""
-    rng = np.random.default_rng(seed)
-    train, held = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        if len(idx) < 2:
-            name = classes[c] if classes else int(c)
-            raise ValueError(f"class {name!r} has {len(idx)} image: a stratified split needs at least 2 per class")
-        k = min(max(int(np.floor(len(idx) * fraction + 0.5)), 1), len(idx) - 1)
-        held.append(idx[:k])
-        train.append(idx[k:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))
-
-
-def load_folder(root: str | Path, *, channels: int = 0, img_size: int = 0, val_split: float = 0.2, seed: int = 0,
-                skip_bad: bool = False) -> tuple[ImageSet, ImageSet]:
-    """(train, test) ImageSets from an image folder (see the module docstring for the layouts).
+def load_folder(root: str | Path, *, channels: int = 0, img_size: int = 0, test_split: float = 0.2,
+                seed: int = 0, skip_bad: bool = False) -> tuple[ImageSet, ImageSet | None, ImageSet]:
+    """(train, validation or None, test) ImageSets from an image folder (layouts in the module docstring).
 
     Args:
         root: the folder.
         channels: 1 (L) or 3 (RGB); 0 infers it from the first training image (greyscale -> 1, else 3).
         img_size: resize every image to ``img_size`` × ``img_size``; 0 keeps the size, which must then agree.
-        val_split: the fraction of each class held out when there are no ``train/`` and ``test/`` folders.
+        test_split: the fraction of each class held out for testing when there are no ``train/`` and
+            ``test/`` (or ``val/``) folders.
         seed: the seed of that split.
         skip_bad: log a warning listing unreadable images and leave them out, instead of raising.
 
     Raises:
-        FileNotFoundError: ``root`` does not exist.
-        ValueError: an empty folder or class folder, an unreadable image (without ``skip_bad``), images of
-            different sizes with ``img_size=0``, or a test class the training split lacks.
+        MissingFileError: ``root`` does not exist.
+        DataError: an empty folder or class folder, an unreadable image (without ``skip_bad``), images of
+            different sizes with ``img_size=0``, or a class the training split lacks.
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist")
+        raise MissingFileError(f"image folder {root} does not exist")
     size = img_size or None
-    test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
-    if (root / "train").is_dir() and test_dir is not None:
+    has = {n: (root / n).is_dir() for n in ("train", "val", "test")}
+    if has["train"] and (has["test"] or has["val"]):
         train_root = root / "train"
         c = channels or infer_channels([f for _, fs in list_classes(train_root) for f in fs], skip_bad=skip_bad)
         x, y, classes = _read_split(train_root, None, channels=c, size=size, skip_bad=skip_bad)
-        tx, ty, _ = _read_split(test_dir, classes, channels=c, size=size, skip_bad=skip_bad, shape=x.shape[1:])
-        return (ImageSet(torch.from_numpy(x), torch.from_numpy(y), classes),
-                ImageSet(torch.from_numpy(tx), torch.from_numpy(ty), classes))
+        train = ImageSet(torch.from_numpy(x), torch.from_numpy(y), classes)
+
+        def read(name: str) -> ImageSet:
+            tx, ty, _ = _read_split(root / name, classes, channels=c, size=size, skip_bad=skip_bad, shape=x.shape[1:])
+            return ImageSet(torch.from_numpy(tx), torch.from_numpy(ty), classes)
+
+        # train/ + val/ + test/: all three given; train/ + test/ or train/ + val/: that folder is the test
+        # split (ImageNet's val/ is its test set in practice) and the validation split is carved from train/
+        if has["test"] and has["val"]:
+            return train, read("val"), read("test")
+        return train, None, read("test" if has["test"] else "val")
     c = channels or infer_channels([f for _, fs in list_classes(root) for f in fs], skip_bad=skip_bad)
     x, y, classes = _read_split(root, None, channels=c, size=size, skip_bad=skip_bad)
-    train_idx, test_idx = stratified_split(y, val_split, seed, classes)
-    return (ImageSet(torch.from_numpy(x[train_idx]), torch.from_numpy(y[train_idx]), classes),
+    train_idx, test_idx = stratified_split(y, test_split, seed, classes)
+    return (ImageSet(torch.from_numpy(x[train_idx]), torch.from_numpy(y[train_idx]), classes), None,
             ImageSet(torch.from_numpy(x[test_idx]), torch.from_numpy(y[test_idx]), classes))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import DataError, MissingFileError
 from .dataset import ImageSet
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
@@ -42,13 +43,13 @@ def read_idx(path: str | Path, magic: int) -> np.ndarray:
         magic: the magic number expected, ``IMAGES_MAGIC`` or ``LABELS_MAGIC``.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: a corrupt gzip stream, a wrong magic number, or a data length that does
+        MissingFileError: ``path`` does not exist.
+        DataError: a corrupt gzip stream, a wrong magic number, or a data length that does
             not match the header's dimensions; the message names the file.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"idx file {path} does not exist")
+        raise MissingFileError(f"idx file {path} does not exist")
     with open(path, "rb") as raw:
         is_gzip = raw.read(2) == b"\x1f\x8b"
     opener = gzip.open if is_gzip else open
@@ -56,37 +57,37 @@ def read_idx(path: str | Path, magic: int) -> np.ndarray:
         with opener(path, "rb") as f:
             head = f.read(4)
             if len(head) < 4:
-                raise ValueError(f"idx file {path} is too short ({len(head)} bytes) to hold a header")
+                raise DataError(f"idx file {path} is too short ({len(head)} bytes) to hold a header")
             (found,) = struct.unpack(">I", head)
             if found != magic:
-                raise ValueError(f"idx file {path} has magic number 0x{found:08x}, expected 0x{magic:08x} "
-                                 f"({'images' if magic == IMAGES_MAGIC else 'labels'}, unsigned bytes)")
+                raise DataError(f"idx file {path} has magic number 0x{found:08x}, expected 0x{magic:08x} "
+                                f"({'images' if magic == IMAGES_MAGIC else 'labels'}, unsigned bytes)")
             ndim = magic & 0xFF
             dims_bytes = f.read(4 * ndim)
             if len(dims_bytes) < 4 * ndim:
-                raise ValueError(f"idx file {path} ends inside its header: expected {ndim} dimension sizes")
+                raise DataError(f"idx file {path} ends inside its header: expected {ndim} dimension sizes")
             dims = struct.unpack(f">{ndim}I", dims_bytes)
             expected = int(np.prod(dims, dtype=np.int64))
-            out = np.empty(expected, dtype=np.uint8)
-            got = _read_into(f, out)
-            extra = len(f.read(1))
-            if got != expected or extra:
-                raise ValueError(f"idx file {path} has {'more than ' if extra else ''}{got} bytes of data but its "
-                                 f"header says {' x '.join(map(str, dims))} = {expected}")
+            data = _read_at_most(f, expected + 1)  # what the file holds, never what the header claims
+            if len(data) != expected:
+                held = f"more than {expected}" if len(data) > expected else f"{len(data)}"
+                raise DataError(f"idx file {path} has {held} bytes of data but its header says "
+                                f"{' x '.join(map(str, dims))} = {expected}")
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-        raise ValueError(f"idx file {path} is not a readable gzip file: {e}") from e
-    return out.reshape(dims)
+        raise DataError(f"idx file {path} is not a readable gzip file: {e}") from e
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
-def _read_into(f, out: np.ndarray) -> int:
-    """Fill ``out`` from a binary file, returning how many bytes there were."""
-    view, n = memoryview(out), 0
-    while n < len(view):
-        k = f.readinto(view[n:])
-        if not k:
+def _read_at_most(f, limit: int, chunk: int = 1 << 24) -> bytearray:
+    """Up to ``limit`` bytes of a binary file, read in chunks: a header that claims more data than the
+    file holds must not make us allocate it."""
+    data = bytearray()
+    while len(data) < limit:
+        block = f.read(min(chunk, limit - len(data)))
+        if not block:
             break
-        n += k
-    return n
+        data += block
+    return data
 
 
 def find_idx_file(root: Path, stem: str) -> Path:
@@ -95,8 +96,8 @@ def find_idx_file(root: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
         if (root / name).is_file():
             return root / name
-    raise FileNotFoundError(f"{root / stem}[.gz] does not exist: an idx data set folder holds "
-                            f"{', '.join(s for pair in SPLIT_FILES.values() for s in pair)} (each optionally .gz)")
+    raise MissingFileError(f"{root / stem}[.gz] does not exist: an idx data set folder holds "
+                           f"{', '.join(s for pair in SPLIT_FILES.values() for s in pair)} (each optionally .gz)")
 
 
 def load_idx_split(images_path: str | Path, labels_path: str | Path, classes: list[str]) -> ImageSet:
@@ -104,10 +105,10 @@ def load_idx_split(images_path: str | Path, labels_path: str | Path, classes: li
     images = read_idx(images_path, IMAGES_MAGIC)  # (N, rows, cols)
     labels = read_idx(labels_path, LABELS_MAGIC)  # (N,)
     if len(labels) != len(images):
-        raise ValueError(f"{len(labels)} labels in {labels_path} but {len(images)} images in {images_path}: "
-                         f"expected one label per image")
+        raise DataError(f"{len(labels)} labels in {labels_path} but {len(images)} images in {images_path}: "
+                        f"expected one label per image")
     if len(labels) and int(labels.max()) >= len(classes):
-        raise ValueError(f"labels file {labels_path} has label {int(labels.max())}, expected 0..{len(classes) - 1}")
+        raise DataError(f"labels file {labels_path} has label {int(labels.max())}, expected 0..{len(classes) - 1}")
     return ImageSet(torch.from_numpy(images[:, None]),  # (N, 1, rows, cols), sharing the buffer
                     torch.from_numpy(labels.astype(np.int64)), list(classes))
 
@@ -121,7 +122,7 @@ def load_idx_dir(root: str | Path, classes: list[str] = MNIST_CLASSES) -> tuple[
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"idx data set folder {root} does not exist")
+        raise MissingFileError(f"idx data set folder {root} does not exist")
     splits = []
     for images_stem, labels_stem in SPLIT_FILES.values():
         splits.append(load_idx_split(find_idx_file(root, images_stem), find_idx_file(root, labels_stem), classes))
@@ -133,6 +134,6 @@ def default_fashion_mnist_dir() -> Path:
     for d in FASHION_MNIST_DIRS:
         if (d / "train-images-idx3-ubyte.gz").is_file() or (d / "train-images-idx3-ubyte").is_file():
             return d
-    raise FileNotFoundError(f"Fashion-MNIST not found in {', '.join(map(str, FASHION_MNIST_DIRS))}: install the "
-                            f"Debian package (apt-get install dataset-fashion-mnist) or give the folder with the idx "
-                            f"files as fashion-mnist:PATH")
+    raise MissingFileError(f"Fashion-MNIST not found in {', '.join(map(str, FASHION_MNIST_DIRS))}: install the "
+                           f"Debian package (apt-get install dataset-fashion-mnist) or give the folder with the idx "
+                           f"files as fashion-mnist:PATH")

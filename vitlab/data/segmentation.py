@@ -7,57 +7,31 @@ class + 1 where the stroke is (the digit's value, on its 0..16 scale, above ``th
 (background) elsewhere: 11 classes. Where digits overlap, the pixel belongs to the digit with the
 larger value there (the one that made the maximum).
 
-Train and test canvases are drawn from the digits' own fixed stratified split (the one
-``vitlab.data.digits.load_digits_split`` uses), so the test canvases show only unseen digits.
-Everything is a pure function of the seeds.
+The canvases of each split are drawn from that split's own digits: the test digits are the fixed
+stratified test split of ``vitlab.data.digits.load_digits_split``, the validation digits the stratified
+``val_split`` of the rest (``vitlab.data.splits``, as every source carves it), so validation and test
+canvases show only digits the model never trained on. Everything is a pure function of the seeds.
+A split is an ``ImageSet`` whose labels are the (N, H, W) label maps.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+
+from ..config import SEG_COMBINES, SEG_RESIZES
+from .dataset import ImageSet, Splits
+from .digits import digits_test_split
+from .splits import stratified_split
+
+if TYPE_CHECKING:
+    from ..config import DataConfig, SegmentConfig
 
 NUM_CLASSES = 11  # background + digits 0-9
 CLASSES = ["background"] + [str(c) for c in range(10)]
-
-
-@dataclass
-class SegmentationSet:
-    """Images uint8 (N, 1, H, W), masks int64 (N, H, W) in 0..10, and where each digit went.
-
-    ``placements`` is int64 (N, max_digits, 4): (index into sklearn's ``load_digits()``, class,
-    top, left) of each placed digit, rows of -1 where a canvas holds fewer digits.
-    """
-
-    images: torch.Tensor
-    masks: torch.Tensor
-    placements: torch.Tensor
-    classes: list[str]
-
-    def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
-        n, _, h, w = self.images.shape
-        if self.masks.dtype != torch.int64 or tuple(self.masks.shape) != (n, h, w):
-            raise ValueError(f"masks must be int64 {(n, h, w)}, got {self.masks.dtype} {tuple(self.masks.shape)}")
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])  # (C, H, W)
-
-    def to(self, device) -> "SegmentationSet":
-        return SegmentationSet(self.images.to(device), self.masks.to(device), self.placements, self.classes)
-
-    def channel_stats(self) -> tuple[list[float], list[float]]:
-        x = self.images.float().div_(255).transpose(0, 1).flatten(1)  # (C, N*H*W)
-        return x.mean(1).tolist(), x.std(1).clamp_min(1e-6).tolist()
 
 
 def enlarge(digits: np.ndarray, scale: int, mode: str = "nearest") -> np.ndarray:
@@ -65,19 +39,16 @@ def enlarge(digits: np.ndarray, scale: int, mode: str = "nearest") -> np.ndarray
     if scale == 1:
         return digits.astype(np.float32)
     x = torch.from_numpy(digits.astype(np.float32))[:, None]  # (N, 1, 8, 8)
-    if mode == "nearest":
-        y = F.interpolate(x, scale_factor=scale, mode="nearest")
-    elif mode == "bilinear":
-        y = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
-    else:
-        raise ValueError(f"resize mode={mode!r} is not one of ('nearest', 'bilinear')")
+    if mode not in SEG_RESIZES:
+        raise ValueError(f"resize mode={mode!r} is not one of {SEG_RESIZES}")
+    y = F.interpolate(x, scale_factor=scale, mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
     return y[:, 0].numpy()  # (N, 8s, 8s)
 
 
 def compose(digits: np.ndarray, labels: np.ndarray, *, n_images: int, canvas: int = 32, max_digits: int = 3,
             scale: int = 2, resize: str = "nearest", combine: str = "disjoint", threshold: float = 4.0,
-            seed: int = 0, source_index: np.ndarray | None = None) -> SegmentationSet:
-    """Place digits on ``n_images`` canvases.
+            seed: int = 0, source_index: np.ndarray | None = None) -> tuple[ImageSet, torch.Tensor]:
+    """Place digits on ``n_images`` canvases; returns the canvases and where each digit went.
 
     Args:
         digits: (M, 8, 8) digit images on sklearn's 0..16 scale; labels: (M,) their classes 0-9.
@@ -91,10 +62,12 @@ def compose(digits: np.ndarray, labels: np.ndarray, *, n_images: int, canvas: in
         source_index: (M,) ids recorded in ``placements`` (default: 0..M-1).
 
     Shape:
-        images (N, 1, canvas, canvas) uint8 (0..16 rescaled to 0..255), masks (N, canvas, canvas) int64.
+        images (N, 1, canvas, canvas) uint8 (0..16 rescaled to 0..255), labels (N, canvas, canvas) int64;
+        placements int64 (N, max_digits, 4): (index into sklearn's ``load_digits()`` (or ``source_index``),
+        class, top, left) of each placed digit, rows of -1 where a canvas holds fewer digits.
     """
-    if combine not in ("disjoint", "max"):
-        raise ValueError(f"combine={combine!r} is not one of ('disjoint', 'max')")
+    if combine not in SEG_COMBINES:
+        raise ValueError(f"combine={combine!r} is not one of {SEG_COMBINES}")
     side = 8 * scale
     if side > canvas:
         raise ValueError(f"a digit enlarged {scale}x is {side} pixels, larger than the canvas {canvas}")
@@ -125,22 +98,23 @@ def compose(digits: np.ndarray, labels: np.ndarray, *, n_images: int, canvas: in
             placements[i, slot] = (source_index[j], labels[j], top, left)
         masks[i] = np.where(value > threshold, owner, 0)
     pixels = np.rint(np.clip(images, 0, 16) * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (N, 1, H, W)
-    return SegmentationSet(torch.from_numpy(pixels), torch.from_numpy(masks), torch.from_numpy(placements),
-                           list(CLASSES))
+    return ImageSet(torch.from_numpy(pixels), torch.from_numpy(masks), list(CLASSES)), torch.from_numpy(placements)
 
 
-def load_segmentation(seg, *, val_split: float = 0.2, split_seed: int = 0) -> tuple[SegmentationSet, SegmentationSet]:
-    """(train, test) canvases for a ``SegmentConfig``; test canvases use only the held-out digits."""
+def load_segmentation(seg: SegmentConfig, data: DataConfig, *,
+                      placements: bool = False) -> Splits | tuple[Splits, tuple[torch.Tensor, ...]]:
+    """Train, validation and test canvases for a ``SegmentConfig``, each made of its own split's digits
+    (``data.test_split``, ``data.val_split``, ``data.split_seed``, as the digits source splits them).
+    With ``placements`` also each split's (N, max_digits, 4) placements (see :func:`compose`)."""
     bunch = load_digits()
     labels = bunch.target.astype(np.int64)
-    idx_train, idx_test = train_test_split(np.arange(len(labels)), test_size=val_split, stratify=labels,
-                                           random_state=split_seed)
-    idx_train, idx_test = np.sort(idx_train), np.sort(idx_test)
+    idx_train, idx_test = digits_test_split(labels, data.test_split, data.split_seed)
+    kept, held = stratified_split(labels[idx_train], data.val_split, data.split_seed)
+    idx_train, idx_val = idx_train[kept], idx_train[held]
     kw = dict(canvas=seg.canvas, max_digits=seg.max_digits, scale=seg.scale, resize=seg.resize,
               combine=seg.combine, threshold=seg.threshold)
-    # distinct streams for the two splits, both fixed by data_seed
-    train = compose(bunch.images[idx_train], labels[idx_train], n_images=seg.train_images, seed=2 * seg.data_seed,
-                    source_index=idx_train, **kw)
-    test = compose(bunch.images[idx_test], labels[idx_test], n_images=seg.test_images,
-                   seed=2 * seg.data_seed + 1, source_index=idx_test, **kw)
-    return train, test
+    made = [compose(bunch.images[idx], labels[idx], n_images=n, seed=3 * seg.data_seed + k, source_index=idx, **kw)
+            for k, (idx, n) in enumerate(((idx_train, seg.train_images), (idx_val, seg.val_images),
+                                          (idx_test, seg.test_images)))]  # distinct streams, all fixed by data_seed
+    splits = Splits(*(canvases for canvases, _ in made))
+    return (splits, tuple(where for _, where in made)) if placements else splits

@@ -1,23 +1,32 @@
-"""Data sources by name: each gives (train, test) ImageSets with no network access.
+"""Data sources by name: each gives train, validation and test ImageSets, with no network access.
 
 ``DataConfig.name`` is ``SOURCE`` or ``SOURCE:PATH``::
 
-    digits                 scikit-learn's bundled 8×8 digits (a stratified split, data.val_split)
+    digits                 scikit-learn's bundled 8×8 digits (a fixed stratified test split, data.test_split)
     mnist:PATH             the four MNIST idx files in PATH, gzip-compressed or not
     fashion-mnist[:PATH]   Fashion-MNIST idx files; without PATH, Debian's dataset-fashion-mnist package
     cifar10:PATH           CIFAR-10's python batches (cifar-10-batches-py)
-    folder:PATH            one sub-folder of images per class, with or without train/ and test/
+    folder:PATH            one sub-folder of images per class, with or without train/, val/ and test/
+
+The validation split is carved from the training images (stratified, ``data.val_split`` of each class,
+fixed by ``data.split_seed``) unless the source brings its own (a folder's ``val/`` beside ``test/``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import DataConfig
+from typing import TYPE_CHECKING
+
+from ..errors import DataError, MissingFileError
 from .cifar import load_cifar10
-from .dataset import ImageSet
+from .dataset import Splits
 from .digits import load_digits_split
 from .folder import load_folder
 from .idx import FASHION_MNIST_CLASSES, MNIST_CLASSES, default_fashion_mnist_dir, load_idx_dir
+from .splits import carve_validation
+
+if TYPE_CHECKING:
+    from ..config import DataConfig
 
 # name -> whether it takes a PATH: "no", "optional" or "required"
 SOURCES: dict[str, str] = {"digits": "no", "mnist": "required", "fashion-mnist": "optional", "cifar10": "required",
@@ -29,40 +38,45 @@ def parse_source(name: str) -> tuple[str, Path | None]:
     """``'mnist:~/data/mnist'`` -> ``('mnist', Path('/home/.../data/mnist'))``, checked against ``SOURCES``.
 
     Raises:
-        ValueError: an unknown source, a missing PATH where one is required, or one where none is taken.
-        FileNotFoundError: PATH does not exist.
+        DataError: an unknown source, a missing PATH where one is required, or one where none is taken.
+        MissingFileError: PATH does not exist.
     """
     source, colon, path = name.partition(":")
     source = source.strip().lower()
     if source not in SOURCES:
-        raise ValueError(f"unknown data set {name!r}; expected one of {USAGE}")
+        raise DataError(f"unknown data set {name!r}; expected one of {USAGE}")
     takes = SOURCES[source]
     if colon and not path:
-        raise ValueError(f"data set {name!r} has an empty PATH after ':'")
+        raise DataError(f"data set {name!r} has an empty PATH after ':'")
     if takes == "no" and path:
-        raise ValueError(f"data set {source!r} takes no PATH, got {name!r}")
+        raise DataError(f"data set {source!r} takes no PATH, got {name!r}")
     if takes == "required" and not path:
-        raise ValueError(f"data set {source!r} needs a folder: give it as {source}:PATH")
+        raise DataError(f"data set {source!r} needs a folder: give it as {source}:PATH")
     if not path:
         return source, None
     folder = Path(path).expanduser()
     if not folder.exists():
-        raise FileNotFoundError(f"data folder {folder} (from data.name={name!r}) does not exist")
+        raise MissingFileError(f"data folder {folder} (from data.name={name!r}) does not exist")
     return source, folder
 
 
-def load_data(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
-    """(train, test) for ``cfg.name``: uint8 images (N, C, H, W) and int64 labels, held in memory."""
+def load_data(cfg: DataConfig) -> Splits:
+    """Train, validation and test for ``cfg.name``: uint8 images (N, C, H, W) and int64 labels, in memory."""
     source, path = parse_source(cfg.name)
+    val = None
     if source == "digits":
-        return load_digits_split(cfg.val_split, cfg.split_seed)
-    if source == "mnist":
-        return load_idx_dir(path, MNIST_CLASSES)
-    if source == "fashion-mnist":
-        return load_idx_dir(path or default_fashion_mnist_dir(), FASHION_MNIST_CLASSES)
-    if source == "cifar10":
-        return load_cifar10(path)
-    if source == "folder":
-        return load_folder(path, channels=cfg.channels, img_size=cfg.img_size, val_split=cfg.val_split,
-                           seed=cfg.split_seed, skip_bad=cfg.skip_bad)
-    raise AssertionError(f"source {source!r} is in SOURCES but has no loader")  # unreachable
+        train, test = load_digits_split(cfg.test_split, cfg.split_seed)
+    elif source == "mnist":
+        train, test = load_idx_dir(path, MNIST_CLASSES)
+    elif source == "fashion-mnist":
+        train, test = load_idx_dir(path or default_fashion_mnist_dir(), FASHION_MNIST_CLASSES)
+    elif source == "cifar10":
+        train, test = load_cifar10(path)
+    elif source == "folder":
+        train, val, test = load_folder(path, channels=cfg.channels, img_size=cfg.img_size, test_split=cfg.test_split,
+                                       seed=cfg.split_seed, skip_bad=cfg.skip_bad)
+    else:
+        raise AssertionError(f"source {source!r} is in SOURCES but has no loader")  # unreachable
+    if val is None:
+        train, val = carve_validation(train, cfg.val_split, cfg.split_seed)
+    return Splits(train, val, test)

@@ -22,6 +22,7 @@ import torch
 
 from ..config import ModelConfig
 from ..configio import from_dict
+from ..errors import InteropError
 from ..layers import resample_pos_embed
 from ..models import ViT
 from ..train.checkpoint import CheckpointError, load_model_state, load_state_dict_file, load_tensors
@@ -47,8 +48,8 @@ def detect_format(sd: dict[str, torch.Tensor]) -> str:
         return "hf"
     if any(k.startswith("patch_embed.proj.") or ".attn.qkv." in k for k in keys):
         return "timm"
-    raise ValueError(f"not a ViT state dict in a known format (vitlab, hf, timm): keys start "
-                     f"{sorted(keys)[:5]}")
+    raise InteropError(f"not a ViT state dict in a known format (vitlab, hf, timm): keys start "
+                       f"{sorted(keys)[:5]}")
 
 
 def _to_vitlab(sd: dict[str, torch.Tensor], fmt: str) -> dict[str, torch.Tensor]:
@@ -72,13 +73,13 @@ def infer_config(sd: dict[str, torch.Tensor], *, heads: int | None = None, norm_
         n = sd["pos_embed"].shape[1] - int(class_token)
         hidden = sd["blocks.0.mlp.fc1.weight"].shape[0]
     except KeyError as e:
-        raise ValueError(f"cannot infer the model configuration: the weights have no {e.args[0]!r}") from e
+        raise InteropError(f"cannot infer the model configuration: the weights have no {e.args[0]!r}") from e
     side = int(round(n**0.5))
     if side * side != n:
-        raise ValueError(f"cannot infer the image size: {n} patch positions are not a square grid; pass a config")
+        raise InteropError(f"cannot infer the image size: {n} patch positions are not a square grid; pass a config")
     if heads is None:
         if dim % 64:
-            raise ValueError(f"cannot infer the number of heads for width {dim}: pass heads or a config")
+            raise InteropError(f"cannot infer the number of heads for width {dim}: pass heads or a config")
         heads = dim // 64
         log.warning("number of heads not stored in the weights; assuming %d (head width 64)", heads)
     depth = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
@@ -117,7 +118,7 @@ def _hf_config_file(path: Path) -> ModelConfig:
 
     raw = json.loads(path.read_text())
     if raw.get("model_type", "vit") != "vit":
-        raise ValueError(f"{path}: model_type {raw.get('model_type')!r} is not 'vit'")
+        raise InteropError(f"{path}: model_type {raw.get('model_type')!r} is not 'vit'")
     return config_from_hf(ViTConfig.from_pretrained(str(path.parent)))
 
 
@@ -140,14 +141,14 @@ def import_weights(path: str | Path, fmt: str = "auto", cfg: ModelConfig | None 
             not fit ``cfg`` (a CheckpointError naming every missing, unexpected or mis-shaped key).
     """
     if fmt not in FORMATS:
-        raise ValueError(f"unknown weights format {fmt!r}; expected one of {FORMATS}")
+        raise InteropError(f"unknown weights format {fmt!r}; expected one of {FORMATS}")
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"weights {path} do not exist")
     sd, found_cfg, _ = _read(path)
     detected = detect_format(sd)
     if fmt != "auto" and fmt != detected:
-        raise ValueError(f"{path} holds {detected}-format weights, not {fmt}: pass --fmt {detected} (or auto)")
+        raise InteropError(f"{path} holds {detected}-format weights, not {fmt}: pass --fmt {detected} (or auto)")
     sd = _to_vitlab(sd, detected)
     source_cfg = found_cfg or infer_config(sd, heads=heads, norm_eps=1e-12 if detected == "hf" else 1e-6)
     cfg = cfg or source_cfg
@@ -164,8 +165,8 @@ def import_weights(path: str | Path, fmt: str = "auto", cfg: ModelConfig | None 
 def _check_exportable(cfg: ModelConfig, fmt: str) -> None:
     for f in fields(ModelConfig):
         if f.name not in _EXPORTABLE and getattr(cfg, f.name) != f.default:
-            raise ValueError(f"cannot export to {fmt}: model.{f.name}={getattr(cfg, f.name)!r} has no "
-                             f"counterpart there (only the default {f.default!r} does)")
+            raise InteropError(f"cannot export to {fmt}: model.{f.name}={getattr(cfg, f.name)!r} has no "
+                               f"counterpart there (only the default {f.default!r} does)")
 
 
 def hf_config(cfg: ModelConfig):
@@ -174,8 +175,8 @@ def hf_config(cfg: ModelConfig):
 
     _check_exportable(cfg, "hf")
     if not cfg.class_token or cfg.pool != "token":
-        raise ValueError(f"cannot export to hf: ViTForImageClassification pools the class token, this model "
-                         f"has class_token={cfg.class_token}, pool={cfg.pool!r}")
+        raise InteropError(f"cannot export to hf: ViTForImageClassification pools the class token, this model "
+                           f"has class_token={cfg.class_token}, pool={cfg.pool!r}")
     hc = ViTConfig(image_size=cfg.img_size, patch_size=cfg.patch_size, num_channels=cfg.in_chans,
                    hidden_size=cfg.dim, num_hidden_layers=cfg.depth, num_attention_heads=cfg.heads,
                    intermediate_size=int(round(cfg.dim * cfg.mlp_ratio, 6)), qkv_bias=cfg.qkv_bias,
@@ -202,14 +203,14 @@ def export_weights(model: ViT, path: str | Path, fmt: str) -> Path:
         hc = hf_config(model.cfg)
         out = to_hf(sd)
         if set(from_hf(out)) != set(sd):
-            raise ValueError(f"cannot export to hf: unmapped weights {sorted(set(sd) - set(from_hf(out)))}")
+            raise InteropError(f"cannot export to hf: unmapped weights {sorted(set(sd) - set(from_hf(out)))}")
         path.mkdir(parents=True, exist_ok=True)
         hc.save_pretrained(str(path))
         save_file(out, str(path / "model.safetensors"), metadata={"format": "pt"})
     elif fmt == "timm":
         _check_exportable(model.cfg, "timm")
         if model.cfg.pool == "max":
-            raise ValueError("cannot export to timm: timm's VisionTransformer has no max pooling")
+            raise InteropError("cannot export to timm: timm's VisionTransformer has no max pooling")
         out = to_timm(sd)
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".safetensors":
@@ -217,9 +218,9 @@ def export_weights(model: ViT, path: str | Path, fmt: str) -> Path:
         elif path.suffix in (".pth", ".pt", ".bin"):
             torch.save(out, path)
         else:
-            raise ValueError(f"timm weights go to a .safetensors, .pth, .pt or .bin file, got {path.name!r}")
+            raise InteropError(f"timm weights go to a .safetensors, .pth, .pt or .bin file, got {path.name!r}")
     else:
-        raise ValueError(f"unknown export format {fmt!r}; expected 'hf' or 'timm'")
+        raise InteropError(f"unknown export format {fmt!r}; expected 'hf' or 'timm'")
     return path
 
 

@@ -12,6 +12,7 @@ import re
 import torch
 
 from ..config import ModelConfig
+from ..errors import InteropError
 
 # per-block names: vitlab suffix -> (transformers 5 suffix, transformers 4 suffix)
 _BLOCK = {
@@ -37,7 +38,7 @@ def _layout(sd: dict[str, torch.Tensor]) -> tuple[str, int, str]:
         m = re.match(r"^(.*?)(layers|encoder\.layer)\.\d+\.", key)
         if m:
             return m.group(1), 5 if m.group(2) == "layers" else 4, m.group(2)
-    raise ValueError("not an HF ViT state dict: no 'layers.N.' or 'encoder.layer.N.' keys found")
+    raise InteropError("not an HF ViT state dict: no 'layers.N.' or 'encoder.layer.N.' keys found")
 
 
 def from_hf(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -98,7 +99,7 @@ def to_hf(sd: dict[str, torch.Tensor], version: int | None = None) -> dict[str, 
 def config_from_hf(hf_config) -> ModelConfig:
     """The vitlab ModelConfig equal to an HF ``ViTConfig`` (GELU, class-token pooling)."""
     if getattr(hf_config, "hidden_act", "gelu") != "gelu":
-        raise ValueError(f"only hidden_act='gelu' maps onto vitlab, got {hf_config.hidden_act!r}")
+        raise InteropError(f"only hidden_act='gelu' maps onto vitlab, got {hf_config.hidden_act!r}")
     return ModelConfig(
         img_size=hf_config.image_size, patch_size=hf_config.patch_size, in_chans=hf_config.num_channels,
         num_classes=getattr(hf_config, "num_labels", 0), dim=hf_config.hidden_size,

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import InteropError
+
 from ..models import ViT, count_params
 
 DEFAULT_OPSET = 18
@@ -26,7 +28,7 @@ def export_onnx(model: ViT, path: str | Path, *, opset: int = DEFAULT_OPSET) -> 
         ValueError: for an opset below 17 (LayerNormalization is an ONNX op from opset 17 on).
     """
     if opset < 17:
-        raise ValueError(f"opset must be >= 17 (LayerNormalization), got {opset}")
+        raise InteropError(f"opset must be >= 17 (LayerNormalization), got {opset}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     cfg = model.cfg

@@ -13,6 +13,8 @@ import re
 
 import torch
 
+from ..errors import InteropError
+
 # vitlab name -> timm name; per block under "blocks.{i}." in both
 _TOP = {
     "cls_token": "cls_token",
@@ -48,8 +50,8 @@ def _rename(sd: dict[str, torch.Tensor], top: dict[str, str], block: dict[str, s
         else:
             unknown.append(key)
     if unknown:
-        raise ValueError(f"not a plain {what} ViT state dict: no mapping for {sorted(unknown)[:8]}"
-                         f"{' ...' if len(unknown) > 8 else ''}")
+        raise InteropError(f"not a plain {what} ViT state dict: no mapping for {sorted(unknown)[:8]}"
+                           f"{' ...' if len(unknown) > 8 else ''}")
     return out
 
 
@@ -61,8 +63,8 @@ def from_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             q/k norms, layer scale, ...), naming them.
     """
     if any(k.startswith("fc_norm.") for k in sd):
-        raise ValueError("the timm weights have an fc_norm (global_pool='avg'): timm normalises after pooling, "
-                         "vitlab before, so they cannot be mapped exactly")
+        raise InteropError("the timm weights have an fc_norm (global_pool='avg'): timm normalises after pooling, "
+                           "vitlab before, so they cannot be mapped exactly")
     return _rename(sd, {v: k for k, v in _TOP.items()}, {v: k for k, v in _BLOCK.items()}, "timm")
 
 

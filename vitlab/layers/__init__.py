@@ -7,9 +7,8 @@ from .mlp import MLP
 from .norm import NORMS, TokenBatchNorm, make_norm
 from .patch_embed import PatchEmbed
 from .pos_embed import resample_pos_embed
-from .stems import STEMS, ConvStem, build_stem, stem_grid, stem_specs, stem_summary
+from .stems import STEMS, ConvStem, build_stem
 from .upsample import Upsample2x
 
 __all__ = ["Attention", "Block", "ConvStem", "DropPath", "INIT_SCHEMES", "MLP", "NORMS", "PatchEmbed", "STEMS",
-           "TokenBatchNorm", "build_stem", "init_weights", "make_norm", "resample_pos_embed", "stem_grid",
-           "stem_specs", "stem_summary", "Upsample2x"]
+           "TokenBatchNorm", "build_stem", "init_weights", "make_norm", "resample_pos_embed", "Upsample2x"]

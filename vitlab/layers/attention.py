@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+IMPLS = ("sdpa", "explicit")  # fused kernel | the paper's steps written out (can return the weights)
+
 
 class Attention(nn.Module):
     """Multi-head self-attention.
@@ -32,8 +34,8 @@ class Attention(nn.Module):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim={dim} is not divisible by heads={heads}")
-        if impl not in ("sdpa", "explicit"):
-            raise ValueError(f"attention impl={impl!r} is not one of ('sdpa', 'explicit')")
+        if impl not in IMPLS:
+            raise ValueError(f"attention impl={impl!r} is not one of {IMPLS}")
         self.heads = heads
         self.head_dim = dim // heads
         self.scale = self.head_dim**-0.5

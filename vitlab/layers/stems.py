@@ -20,9 +20,8 @@
   BatchNorm after them has one); the closing 1×1 convolution has one, as PatchEmbed does.
 
 Every stem is a plain stack of Conv2d / pooling / pointwise layers in run order, so
-``vitlab.analysis.receptive_field.from_module(stem)`` gives its geometry (``ConvStem.to_specs``
-is that); ``stem_grid`` its output grid and ``stem_summary`` the grid, parameter count and
-FLOPs of the stem built from a config.
+``vitlab.analysis.receptive_field.from_module(stem)`` gives its geometry (``stem_specs``, ``stem_grid``
+there) and ``vitlab.flops.stem_summary`` the grid, parameter count and FLOPs of the stem a config builds.
 """
 from __future__ import annotations
 
@@ -92,34 +91,6 @@ class ConvStem(nn.Module):
         x = self.to_dim(self.stages(x))  # (B, D, H/P, W/P)
         return x.flatten(2).transpose(1, 2)  # (B, N, D)
 
-    def to_specs(self):
-        """The layer geometry, first to last: ``from_module(self)``."""
-        from ..analysis.receptive_field import from_module
-
-        return from_module(self)
-
-
-def stem_specs(stem: str, patch_size: int) -> list:
-    """The layer geometry of the stem named ``stem`` with total down-sampling ``patch_size``.
-
-    Channels do not change the geometry, so the stem is built on the meta device with
-    placeholder widths.
-    """
-    from types import SimpleNamespace
-
-    from ..analysis.receptive_field import from_module
-
-    with torch.device("meta"):
-        module = build_stem(SimpleNamespace(stem=stem, patch_size=patch_size, img_size=None, in_chans=1, dim=8))
-    return from_module(module)
-
-
-def stem_grid(stem: nn.Module, img_size: int) -> int:
-    """Side of the token grid a stem (PatchEmbed or ConvStem) makes from an img_size × img_size image."""
-    from ..analysis.receptive_field import from_module, receptive_field
-
-    return receptive_field(from_module(stem), input_size=img_size)[-1]["size"]
-
 
 def build_stem(cfg) -> nn.Module:
     """The stem ``cfg.stem`` for a ModelConfig-like ``cfg`` (patch_size, in_chans, dim, img_size)."""
@@ -128,22 +99,3 @@ def build_stem(cfg) -> nn.Module:
     if stem == "patch":
         return PatchEmbed(patch_size=cfg.patch_size, in_chans=cfg.in_chans, dim=cfg.dim)
     return ConvStem(kind=stem, patch_size=cfg.patch_size, in_chans=cfg.in_chans, dim=cfg.dim)
-
-
-def stem_summary(cfg) -> dict:
-    """Output grid side, parameter count and forward FLOPs per image of ``cfg``'s stem.
-
-    Built on the meta device (no weights allocated); FLOPs are counted as in
-    ``vitlab.flops`` (2 × multiply-accumulates of the convolutions; norms, activations
-    and pools not counted).
-
-    Returns:
-        ``dict(grid=g, params=..., flops=...)`` with the stem's output a g×g token grid.
-    """
-    from ..flops import module_flops
-
-    with torch.device("meta"):
-        stem = build_stem(cfg).eval()
-    params = sum(p.numel() for p in stem.parameters())
-    flops = module_flops(stem, (1, cfg.in_chans, cfg.img_size, cfg.img_size))
-    return dict(grid=stem_grid(stem, cfg.img_size), params=params, flops=flops)

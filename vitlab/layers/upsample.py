@@ -1,4 +1,4 @@
-"""2× up-sampling for a dense-prediction decoder, on PyTorch's own ops, plus output-size formulas.
+"""2× up-sampling for a dense-prediction decoder, on PyTorch's own ops.
 
 Four ways to double a feature map, from fixed to learned to remembered:
 
@@ -71,55 +71,3 @@ class Upsample2x(nn.Module):
 
     def extra_repr(self) -> str:
         return f"method={self.method!r}, channels={self.channels}"
-
-
-def _check_ints(**values: int) -> None:
-    lows = {"n": 1, "k": 1, "s": 1, "p": 0, "dilation": 1, "output_padding": 0}
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < lows[name]:
-            raise ValueError(f"{name}={value!r}; expected an int >= {lows[name]}")
-
-
-def _positive(n_out: int, formula: str) -> int:
-    if n_out < 1:
-        raise ValueError(f"{formula} gives output size {n_out}; expected at least 1 (input too small)")
-    return n_out
-
-
-def conv_out(n: int, k: int, s: int = 1, p: int = 0, dilation: int = 1) -> int:
-    """Output side of ``nn.Conv2d``: floor((n + 2p - d(k-1) - 1) / s) + 1 (PyTorch docs)."""
-    _check_ints(n=n, k=k, s=s, p=p, dilation=dilation)
-    return _positive((n + 2 * p - dilation * (k - 1) - 1) // s + 1,
-                     f"conv_out(n={n}, k={k}, s={s}, p={p}, dilation={dilation})")
-
-
-def pool_out(n: int, k: int, s: int | None = None, p: int = 0, dilation: int = 1, ceil_mode: bool = False) -> int:
-    """Output side of ``nn.MaxPool2d`` / ``nn.AvgPool2d`` (stride defaults to the kernel).
-
-    floor((n + 2p - d(k-1) - 1) / s) + 1, or ceil instead of floor with ``ceil_mode``; then, as
-    PyTorch does, a last window that would start inside the right padding is dropped.
-    """
-    s = k if s is None else s
-    _check_ints(n=n, k=k, s=s, p=p, dilation=dilation)
-    if p > k // 2:
-        raise ValueError(f"p={p} for a pool with k={k}; expected at most k // 2 = {k // 2}")
-    span = n + 2 * p - dilation * (k - 1) - 1
-    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (out - 1) * s >= n + p:
-        out -= 1
-    return _positive(out, f"pool_out(n={n}, k={k}, s={s}, p={p}, dilation={dilation}, ceil_mode={ceil_mode})")
-
-
-def conv_transpose_out(n: int, k: int, s: int, p: int, output_padding: int = 0, dilation: int = 1) -> int:
-    """Output side of ``nn.ConvTranspose2d``: (n-1)s - 2p + d(k-1) + output_padding + 1 (PyTorch docs).
-
-    ``output_padding`` (< max(s, d), as PyTorch requires) picks among the sizes that the
-    matching strided ``Conv2d`` maps to the same n.
-    """
-    _check_ints(n=n, k=k, s=s, p=p, output_padding=output_padding, dilation=dilation)
-    if output_padding >= max(s, dilation):
-        raise ValueError(f"output_padding={output_padding}; expected less than max(s, dilation) = "
-                         f"{max(s, dilation)}")
-    return _positive((n - 1) * s - 2 * p + dilation * (k - 1) + output_padding + 1,
-                     f"conv_transpose_out(n={n}, k={k}, s={s}, p={p}, output_padding={output_padding}, "
-                     f"dilation={dilation})")

@@ -28,10 +28,16 @@ class ProjectionHead(nn.Module):
         for name, value in (("in_dim", in_dim), ("hidden_dim", hidden_dim), ("out_dim", out_dim)):
             if value <= 0:
                 raise ValueError(f"ProjectionHead {name} must be > 0, got {value}")
+        self.in_dim, self.hidden_dim, self.out_dim, self.batch_norm = in_dim, hidden_dim, out_dim, batch_norm
         self.fc1 = nn.Linear(in_dim, hidden_dim, bias=not batch_norm)
         self.norm = nn.BatchNorm1d(hidden_dim) if batch_norm else nn.Identity()
         self.act = nn.ReLU()
         self.fc2 = nn.Linear(hidden_dim, out_dim)
+
+    def dims(self) -> dict:
+        """The constructor's arguments: what rebuilds this head from a file."""
+        return {"in_dim": self.in_dim, "hidden_dim": self.hidden_dim, "out_dim": self.out_dim,
+                "batch_norm": self.batch_norm}
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.norm(self.fc1(h))))  # (B, out_dim)

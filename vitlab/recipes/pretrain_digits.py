@@ -1,6 +1,6 @@
 """Contrastive pretraining on scikit-learn's 8×8 digits, then a linear probe.
 
-    vitlab pretrain --name simclr-digits --tau 0.2 && vitlab probe runs/simclr-digits
+    vitlab train --task pretrain --name simclr-digits && vitlab probe runs/simclr-digits
 
 Measured (benchmarks/pretrain_digits.md, 3 seeds): linear probe 96.7–98.1% test accuracy, against 90.8–94.4%
 for the same probe on a randomly initialised encoder (``vitlab probe runs/simclr-digits --random``) and 95.6%
@@ -8,13 +8,14 @@ on the raw pixels: the ≥ 95% target holds; a 10-point gap over the random enco
 """
 from __future__ import annotations
 
-from ..config import DataConfig, ModelConfig, OptimConfig, PretrainConfig, PretrainRunConfig
+from ..config import DataConfig, ModelConfig, OptimConfig, PretrainConfig, RunConfig
 
 
-def pretrain_digits() -> PretrainRunConfig:
+def pretrain_digits() -> RunConfig:
     """`vitlab pretrain` with no arguments: the digits recipe's encoder (no head), SimCLR views (crop + shift,
     no flip), τ = 0.2, batch 256 (510 negatives per anchor)."""
-    return PretrainRunConfig(
+    return RunConfig(
+        task="pretrain",
         model=ModelConfig(img_size=8, patch_size=2, in_chans=1, num_classes=0, dim=96, depth=4, heads=4,
                           mlp_ratio=2.0, pool="max", class_token=True),
         data=DataConfig(name="digits", augment="none"),

@@ -1,14 +1,17 @@
-"""The training loop: a flat, commented sequence, in the order nanoGPT made familiar.
+"""The training loop, one for every task: a flat, commented sequence in the order nanoGPT made familiar.
 
-Per step: learning rate -> augment -> forward/loss -> backward -> clip -> step -> log.
-Per epoch: evaluate -> append metrics -> checkpoint. The loop knows the model only
-through ``forward`` and the data only as in-memory uint8 tensors.
+Per step: learning rate -> batch -> forward/loss (the task's ``step``) -> backward -> clip -> step -> log.
+Per epoch: evaluate on the validation split -> append metrics -> best checkpoint -> checkpoint. At the end:
+the test split, once, and the files the run leaves. What a task adds (its data, model, step, evaluation,
+saved files and headline metric) is a small record in vitlab/train/tasks/; everything here is shared, so
+every task has every feature: torchrun/DDP, bf16 autocast on CUDA, Ctrl-C and SIGTERM, mid-epoch and
+keep-last-K checkpoints, the best checkpoint, resume and roll-back, the out-of-memory hint, the divergence
+check, progress bars and curves.
 
-Checkpoints (``checkpoint.safetensors``) are written at each epoch end, every ``ckpt_every``
-steps and on Ctrl-C. Each holds the model, the AdamW state, the step (the learning rate is a
-pure function of it), every random state, and inside an epoch the batches done and the running
-sums of the epoch's metrics; the data order is a pure function of (seed, epoch). A resumed run
-therefore retraces an uninterrupted one bit for bit on CPU.
+A run retraces an uninterrupted one bit for bit on CPU after any stop: the learning rate is a pure function
+of the step, the data order of (seed, epoch), the random streams are re-seeded from (seed, epoch, rank) at
+every epoch start, and a checkpoint inside an epoch carries every process's random state and the epoch's
+running sums (vitlab.train.checkpoint).
 """
 from __future__ import annotations
 
@@ -17,444 +20,312 @@ import itertools
 import json
 import logging
 import math
-import random
-import re
-import shutil
-import signal
 import sys
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..config import RunConfig
-from ..configio import from_dict, save_json, to_dict
-from ..data import ImageSet, Normalize, batch_indices, build_augment, epoch_order, load_data, num_batches
-from ..data.augment import mix_batch
-from ..models import ViT, count_params
-from .artifacts import save_model
-from .distributed import (data_parallel, is_distributed, leaves_process_group, on_main_process, rank,
-                          setup_distributed, shard, sum_over_processes, torchrun_processes, world_size)
-from .checkpoint import (CheckpointError, atomic_write_bytes, link_or_copy, load_meta, load_model_state,
-                         load_tensors, optimizer_from_tensors, optimizer_to_tensors, save_tensors)
+from ..configio import to_dict
+from ..data import Normalize, batch_indices, epoch_order, num_batches
+from ..errors import ConfigError, RunFolderError, TrainingDiverged, TrainingInterrupted, TrainingOutOfMemory
+from ..fileio import atomic_copy, save_json
+from ..models import count_params
+from .artifacts import MODEL_FILE
+from .checkpoint import (BEST, CHECKPOINT, STEP_CHECKPOINT, Progress, load_meta, restore_checkpoint,
+                         save_checkpoint)
+from .distributed import (agree, broadcast_buffers, data_parallel, gather_objects, is_distributed,
+                          launched_by_torchrun, leaves_process_group, on_main_process, rank, setup_distributed, shard,
+                          sum_over_processes, timeout_is_one_line, torchrun_processes, world_size)
+from .interrupt import StopRequest
 from .optim import build_optimizer
 from .plots import plot_curves
+from .rng import RngState, seed_epoch, seed_everything
+from .run_dir import (METRICS, RunFolder, append_row, keep_rows, load_run_config, read_rows, resumed_config, roll_back,
+                      step_checkpoints)
 from .schedule import warmup_cosine
 from .step import optimizer_step
+from .tasks import Context, Task, get_task
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.safetensors"
-# What `--resume` may change: everything else is the saved run's configuration.
-RESUMABLE_KEYS = ("optim.epochs", "progress", "device", "threads", "ckpt_every", "keep_last")
-BEST = "best.safetensors"  # the epoch checkpoint with the highest test_acc (in its header)
-STEP_CHECKPOINT = "checkpoint-step{step:06d}.safetensors"  # the last keep_last of them, when keep_last > 1
 
+def fit(cfg: RunConfig, *, resume: str | Path | None = None, rollback: str | Path | None = None,
+        overwrite: bool = False, argv: list[str] | None = None) -> Path:
+    """Train ``cfg`` (any task) and return its run folder.
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or Inf; the last good checkpoint is kept."""
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) during training: a checkpoint of the current step was saved; the message says
-    how to resume."""
-
-
-class TrainingOutOfMemory(RuntimeError):
-    """The device ran out of memory in a training step; the message suggests a smaller batch."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} asked for, but CUDA is not available; use device='cpu' or 'auto'")
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def check_data_fits_model(cfg: RunConfig, train: ImageSet) -> None:
-    c, h, w = train.shape
-    m = cfg.model
-    if c != m.in_chans:
-        raise ValueError(f"data {cfg.data.name!r} has {c} channels but model.in_chans={m.in_chans}")
-    if (h, w) != (m.img_size, m.img_size) and not m.dynamic_img_size:
-        raise ValueError(f"data {cfg.data.name!r} has {h}x{w} images but model.img_size={m.img_size}")
-    n_classes = int(train.labels.max()) + 1
-    if n_classes > m.num_classes:
-        raise ValueError(f"data {cfg.data.name!r} has {n_classes} classes but model.num_classes={m.num_classes}")
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, data: ImageSet, normalize: Normalize, batch_size: int = 512) -> dict:
-    """Loss, accuracy and predictions over a whole split, in eval mode."""
-    was_training = model.training
-    model.eval()
-    device = normalize.mean.device
-    total_loss, preds = 0.0, []
-    for idx in batch_indices(torch.arange(len(data)), batch_size):
-        x = normalize(data.images[idx].to(device))
-        y = data.labels[idx].to(device)
-        logits = model(x)
-        total_loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
-        preds.append(logits.argmax(-1).cpu())
-    model.train(was_training)
-    pred = torch.cat(preds)
-    acc = int((pred == data.labels.cpu()).sum()) / len(data)
-    return {"loss": total_loss / len(data), "acc": acc, "pred": pred}
-
-
-def prepare_run_dir(cfg: RunConfig, *, resume: bool, overwrite: bool) -> Path:
-    name = cfg.name or time.strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(cfg.out_dir) / name
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-        if not overwrite:
-            raise FileExistsError(f"run folder {run_dir} already exists; pass --resume {run_dir} to continue it "
-                                  f"or --overwrite to replace it")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
-def resumed_config(saved, asked, run_dir: Path, *also: str):
-    """The configuration a resumed run trains with: the ``saved`` one, in its own folder, taking from ``asked``
-    only what a resume may change: more epochs, the device, the thread count, progress bars (and ``also``)."""
-    return replace(saved, optim=replace(saved.optim, epochs=max(asked.optim.epochs, saved.optim.epochs)),
-                   out_dir=str(run_dir.parent), name=run_dir.name, progress=asked.progress, device=asked.device,
-                   threads=asked.threads, **{key: getattr(asked, key) for key in also})
-
-
-def load_run_config(run_dir: str | Path) -> RunConfig:
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {run_dir} is not a vitlab run folder")
-    return from_dict(RunConfig, json.loads(path.read_text()))
-
-
-def fit(cfg: RunConfig, *, resume: str | Path | None = None, overwrite: bool = False,
-        argv: list[str] | None = None) -> Path:
-    """Train ``cfg`` and return its run folder. ``resume`` continues a run folder's last checkpoint.
+    Args:
+        cfg: the run configuration; for a resumed run only its RESUMABLE_KEYS are taken (more epochs, device,
+            threads, progress bars, checkpoint cadence, timeout), the rest is the run's own config.json.
+        resume: a run folder to continue from its last checkpoint (from step 0 if it has none yet).
+        rollback: with ``resume``, continue from this checkpoint file instead (e.g. a checkpoint-stepN file
+            of ``--keep-last``): it becomes checkpoint.safetensors, newer step files are renamed abandoned-*.
+        overwrite: replace an existing run folder of the same name (only once every check has passed).
+        argv: the command line recorded in argv.json.
 
     Under ``torchrun --nproc_per_node W`` (DDP: gloo on CPUs, NCCL on GPUs) each process takes an equal,
     contiguous part of every global batch of ``optim.batch_size`` images and DDP averages the gradients,
-    so a step is the step of the global batch; each process draws its own augmentations (seeded by seed,
-    epoch and rank). Rank 0 evaluates and writes the run folder; checkpoints are written at epoch ends only
-    (no ``ckpt_every``, and Ctrl-C stops at once: a mid-epoch stop would have to agree across processes).
+    so a step is the step of the global batch; each process draws its own augmentations. Every process
+    evaluates its part of the validation split; rank 0 alone writes the run folder.
     """
     with leaves_process_group():
-        return _fit(cfg, resume=resume, overwrite=overwrite, argv=argv)
+        return _fit(cfg, resume=Path(resume) if resume else None, rollback=Path(rollback) if rollback else None,
+                    overwrite=overwrite, argv=argv)
 
 
-def _fit(cfg: RunConfig, *, resume: str | Path | None, overwrite: bool, argv: list[str] | None) -> Path:
+def _fit(cfg: RunConfig, *, resume: Path | None, rollback: Path | None, overwrite: bool,
+         argv: list[str] | None) -> Path:
+    # -- the configuration: a resumed run continues its own --------------------------------------------------
+    if rollback is not None and resume is None:
+        raise ConfigError("a roll-back (--from FILE) continues a run: give the run with --resume RUN as well")
     if resume is not None:
-        resume = Path(resume)
-        saved = load_run_config(resume)
-        # A resumed run continues its saved configuration: it may train for more epochs, on
-        # another device or thread count, with or without progress bars; nothing else changes.
-        cfg = resumed_config(saved, cfg, resume, "ckpt_every", "keep_last")
+        cfg = resumed_config(load_run_config(resume), cfg, resume)
+    task = get_task(cfg.task)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    _check_processes(cfg, resume)  # before joining the group: a refusal must not leave the others waiting
-    device = setup_distributed(resolve_device(cfg.device))
-    distributed, main_process = is_distributed(), rank() == 0
+    source = rollback or (resume / CHECKPOINT if resume is not None else None)  # the checkpoint to start from
+    source = source if source is not None and (rollback is not None or source.exists()) else None
+    _check_processes(cfg, source)  # before joining the group: a refusal must not leave the others waiting
+    device = setup_distributed(resolve_device(cfg.device), cfg.dist_timeout_s)
+    main_process = rank() == 0
 
-    # -- data, held on the device as uint8 once (checked before any folder is made) -------------
-    train, test = load_data(cfg.data)
-    check_data_fits_model(cfg, train)
-    # rank 0 owns the folder; the others write nothing and know it only by name
-    run_dir = on_main_process(lambda: prepare_run_dir(cfg, resume=resume is not None, overwrite=overwrite))
-    run_dir = run_dir or Path(cfg.out_dir) / cfg.name
-    seed_everything(cfg.seed)
-    mean, std = train.channel_stats()
-    normalize = Normalize(mean, std).to(device)
-    augment = build_augment(cfg.data).to(device)
-    mixing = cfg.data.mixup > 0 or cfg.data.cutmix > 0
-    train_dev = train.to(device)
-
-    # -- model and optimiser --------------------------------------------------------------------
-    model, trained = data_parallel(ViT(cfg.model).to(device), device)  # trained: what the step calls (DDP or model)
-    optimizer = build_optimizer(model, cfg.optim)
-    steps_per_epoch = num_batches(len(train), cfg.optim.batch_size, drop_last=True)
+    # -- data and model, every check done before the run folder is touched ------------------------------------
+    splits = task.data(cfg)
+    check_memory(task, cfg, splits, device)
+    seed_everything(cfg.seed)  # the model's initial weights come from the seed
+    with _out_of_memory_hint(cfg.optim.batch_size, device, "building the model"):
+        module = task.model(cfg, splits).to(device)
+    mean, std = splits.train.channel_stats()
+    ctx = Context(cfg, device, Normalize(mean, std).to(device), task.augment(cfg, splits).to(device),
+                  splits.train.to(device))
+    module, trained = data_parallel(module, device)  # trained: what a step calls (DDP, or the module itself)
+    optimizer = build_optimizer(module, cfg.optim)
+    steps_per_epoch = num_batches(len(splits.train), cfg.optim.batch_size, drop_last=True)
     total_steps = cfg.optim.epochs * steps_per_epoch
     warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
-    start_epoch, step, train_time, resumed_epoch = 0, 0, 0.0, None
-    metrics_path = run_dir / "metrics.jsonl"
-    if resume is not None:  # every process loads the same checkpoint
-        start_epoch, step, train_time, resumed_epoch = restore_checkpoint(run_dir / CHECKPOINT, model, optimizer,
-                                                                          device)
-        if main_process:
-            truncate_metrics(metrics_path, start_epoch)
-            save_json(run_dir / "config.json", to_dict(cfg))  # may now ask for more epochs than before
-        log.info("resumed %s at epoch %d (step %d%s)", run_dir, start_epoch, step,
-                 f", batch {resumed_epoch[0]} of epoch {start_epoch + 1}" if resumed_epoch else "")
-    elif main_process:
-        save_json(run_dir / "config.json", to_dict(cfg))
-        (run_dir / "argv.json").write_text(json.dumps(argv if argv is not None else sys.argv) + "\n")
-        metrics_path.write_text("")
-    params = count_params(model)
-    log.info("model: %s parameters; data: %d train / %d test images of %s%s", f"{params:,}", len(train), len(test),
-             train.shape, f"; {world_size()} processes, {cfg.optim.batch_size // world_size()} images each a step"
-             if distributed else "")
+    progress, rng = Progress(), None
+    if source is not None:  # every process loads the same checkpoint
+        progress, rng, _ = restore_checkpoint(source, module, optimizer, device)
+    elif resume is not None:
+        log.info("%s has no checkpoint yet: starting it again from step 0 with its saved configuration", resume)
 
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu",
-                                                                                                      enabled=False)
-    ckpt_meta = {"mean": mean, "std": std, "classes": train.classes}
-    ckpts = _Checkpointer(run_dir, cfg, model, optimizer, ckpt_meta)
-    if resume is not None:
-        ckpts.last = (start_epoch, step)
-    best_acc = max((r["test_acc"] for r in read_rows(metrics_path)), default=None) if main_process else None
-    with _DeferredInterrupt(enabled=not distributed) as interrupt:
-        epoch = start_epoch
-        for epoch in range(start_epoch, cfg.optim.epochs):
-            model.train()
-            # running accumulators of the epoch; a mid-epoch checkpoint carries them over
-            if resumed_epoch is not None:
-                done, loss_sum, correct, seen, elapsed = resumed_epoch
-                loss_sum, correct = loss_sum.to(device), correct.to(device)
-                resumed_epoch = None
+    # -- the run folder: locked for the whole run by rank 0, which alone writes it ------------------------------
+    folder = on_main_process(lambda: RunFolder.open(cfg, resume=resume is not None, overwrite=overwrite))
+    run_dir = folder.path if folder is not None else Path(cfg.out_dir) / cfg.name
+    try:
+        return _train(cfg, task, ctx, splits, module, trained, optimizer, progress, rng, run_dir,
+                      steps_per_epoch=steps_per_epoch, total_steps=total_steps, warmup_steps=warmup_steps,
+                      resume=resume, rollback=rollback, argv=argv)
+    finally:
+        if folder is not None:
+            folder.close()
+
+
+def _train(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, progress: Progress,
+           rng: list[RngState] | None, run_dir: Path, *, steps_per_epoch: int, total_steps: int, warmup_steps: int,
+           resume: Path | None, rollback: Path | None, argv: list[str] | None) -> Path:
+    main_process, device = rank() == 0, ctx.device
+    metrics_path = run_dir / METRICS
+    meta = {"task": cfg.task, "mean": ctx.normalize.mean.flatten().tolist(),
+            "std": ctx.normalize.std.flatten().tolist(), "classes": splits.train.classes}
+    if main_process:
+        with _disk_full_is_one_line(run_dir, progress):
+            if rollback is not None:
+                roll_back(run_dir, rollback, progress)
+            if resume is not None:
+                keep_rows(metrics_path, progress.epoch)  # rows past the checkpoint are trained again
             else:
-                done, elapsed, seen = 0, 0.0, 0
-                loss_sum = torch.zeros((), device=device)
-                correct = torch.zeros((), device=device, dtype=torch.long)
-            t0 = time.perf_counter() - elapsed
-            order = epoch_order(len(train), cfg.seed, epoch).to(device)
-            if distributed:  # each process its own augmentations, a pure function of (seed, epoch, rank)
-                torch.manual_seed(cfg.seed * 1_000_003 + epoch * 1_009 + rank())
+                (run_dir / "argv.json").write_text(json.dumps(argv if argv is not None else sys.argv) + "\n")
+                metrics_path.write_text("")
+            save_json(run_dir / "config.json", to_dict(cfg))  # a resumed run may now ask for more epochs
+    params = count_params(module)
+    log.info("%s: %s parameters; data: %d train / %d val / %d test images of %s%s", cfg.task, f"{params:,}",
+             len(splits.train), len(splits.val), len(splits.test), splits.train.shape,
+             f"; {world_size()} processes, {cfg.optim.batch_size // world_size()} images each a step"
+             if is_distributed() else "")
+    if resume is not None:
+        log.info("resumed %s at epoch %d, step %d%s", run_dir, progress.epoch, progress.step,
+                 f" (batch {progress.batch} of epoch {progress.epoch + 1})" if progress.batch else "")
+
+    last_saved = replace(progress)  # what the newest checkpoint on disk holds (for messages)
+    val_meta: dict = {}  # the validation metrics of the epoch a checkpoint ends
+
+    def checkpoint(*, best: bool = False) -> None:
+        """Every process hands in its random state; rank 0 writes the checkpoint (and the best, and a step file)."""
+        states = gather_objects(RngState.capture())
+        if not main_process:
+            return
+        with _disk_full_is_one_line(run_dir, last_saved):
+            path = run_dir / CHECKPOINT
+            if best:  # the best first: a kill between the two leaves a best that is never behind the checkpoint
+                save_checkpoint(run_dir / BEST, module, optimizer, cfg, progress, states, {**meta, **val_meta})
+                atomic_copy(run_dir / BEST, path)
+            else:
+                save_checkpoint(path, module, optimizer, cfg, progress, states, {**meta, **val_meta})
+            if cfg.keep_last > 1:
+                atomic_copy(path, run_dir / STEP_CHECKPOINT.format(step=progress.step))
+                for old in step_checkpoints(run_dir)[:-cfg.keep_last]:
+                    old.unlink(missing_ok=True)
+        last_saved.epoch, last_saved.step = progress.epoch, progress.step
+
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    lr = cfg.optim.lr
+    with StopRequest(abort_on_second=not launched_by_torchrun()) as stop, \
+            timeout_is_one_line(cfg.dist_timeout_s, lambda: f"at step {progress.step}"):
+        for epoch in range(progress.epoch, cfg.optim.epochs):
+            module.train()
+            if progress.batch:  # inside an epoch: this process's random state and the epoch's sums so far
+                rng[rank()].restore()
+                sums = progress.sums if main_process else {k: torch.zeros_like(v) for k, v in progress.sums.items()}
+                t0 = time.perf_counter() - progress.elapsed
+            else:  # every process its own random stream, a pure function of (seed, epoch, rank)
+                seed_epoch(cfg.seed, epoch, rank())
+                sums, t0 = {}, time.perf_counter()
+            done = progress.batch
             # the order is a pure function of (seed, epoch): a resumed epoch skips the batches done
+            order = epoch_order(len(splits.train), cfg.seed, epoch).to(device)
             batches = itertools.islice(batch_indices(order, cfg.optim.batch_size, drop_last=True), done, None)
             bar = tqdm(batches, total=steps_per_epoch, initial=done, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
                        disable=not (cfg.progress and main_process), leave=False, dynamic_ncols=True)
             for batch_no, idx in enumerate(bar, start=done + 1):
                 # learning rate for this step
-                lr = warmup_cosine(step, total_steps=total_steps, warmup_steps=warmup_steps,
+                lr = warmup_cosine(progress.step, total_steps=total_steps, warmup_steps=warmup_steps,
                                    base_lr=cfg.optim.lr, min_lr=cfg.optim.min_lr)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+                # batch (this process's part of it), forward and loss, backward, clip, step
+                local = shard(idx)
                 with _out_of_memory_hint(cfg.optim.batch_size, device):
-                    # batch: slice (this process's part of it), scale to [0, 1], augment, standardise
-                    local = shard(idx)
-                    x = train_dev.images[local].float().div_(255)  # (B / W, C, H, W)
-                    y = train_dev.labels[local]
-                    x = augment(x)
-                    if mixing:  # MixUp/CutMix: soft targets; y becomes the dominant label, for train accuracy
-                        x, target, y = mix_batch(x, y, cfg.model.num_classes, mixup_alpha=cfg.data.mixup,
-                                                 cutmix_alpha=cfg.data.cutmix,
-                                                 smoothing=cfg.optim.label_smoothing)[:3]
-                    x = normalize(x)
-                    # forward, loss, backward, clip, step
                     with amp:
-                        logits = trained(x)
-                        loss = (F.cross_entropy(logits.float(), target) if mixing else
-                                F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing))
-                    loss_value = optimizer_step(loss, optimizer, model.parameters(), cfg.optim.grad_clip)
-                    if not math.isfinite(loss_value):
-                        bar.close()
-                        kept = (f"the last good checkpoint (epoch {ckpts.last[0]}, step {ckpts.last[1]}) is kept "
-                                f"in {run_dir / CHECKPOINT}" if ckpts.last is not None
-                                else "no checkpoint had been written yet")
-                        raise TrainingDiverged(
-                            f"loss became {loss_value} at step {step} (epoch {epoch + 1}); stopped before the "
-                            f"update; {kept}. Try a lower optim.lr (now {cfg.optim.lr})")
-                step += 1
-                # log
-                loss_sum += loss.detach() * len(local)
-                correct += (logits.argmax(-1) == y).sum()
-                seen += len(local)
+                        loss, stats = task.step(trained, ctx.train.images[local], ctx.train.labels[local], ctx)
+                    loss_value = optimizer_step(loss, optimizer, module.parameters(), cfg.optim.grad_clip)
+                if not math.isfinite(loss_value):
+                    bar.close()
+                    raise TrainingDiverged(f"loss became {loss_value} at step {progress.step} (epoch {epoch + 1}); "
+                                           f"stopped before the update; {_kept(run_dir, last_saved)}. Try a lower "
+                                           f"optim.lr (now {cfg.optim.lr})")
+                progress.step += 1
+                # log: running sums of the epoch's training metrics, on the device (no sync)
+                for k, v in stats.items():
+                    sums[k] = sums[k] + v if k in sums else v
                 if cfg.progress and main_process:
-                    bar.set_postfix(loss=f"{loss_value:.3f}", acc=f"{correct.item() / seen:.3f}", lr=f"{lr:.2e}",
-                                    img_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
-                # mid-epoch checkpoint (every ckpt_every steps, or on Ctrl-C); the epoch's last step is
-                # checkpointed below, after evaluation
-                if batch_no < steps_per_epoch and (interrupt.requested or (
-                        cfg.ckpt_every and step % cfg.ckpt_every == 0)):
-                    ckpts.save(epoch, step, train_time, batch=batch_no, epoch_state={
-                        "loss_sum": loss_sum, "correct": correct, "seen": seen,
-                        "elapsed": time.perf_counter() - t0})
-                    if interrupt.requested:
+                    bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", refresh=False,
+                                    img_s=f"{batch_no * cfg.optim.batch_size / (time.perf_counter() - t0):.0f}")
+                # mid-epoch checkpoint (every ckpt_every steps, or on a stop request every process agrees on);
+                # the epoch's last step is checkpointed below, after evaluation
+                stopping = agree(stop.requested)
+                if batch_no < steps_per_epoch and (stopping or (cfg.ckpt_every and
+                                                                progress.step % cfg.ckpt_every == 0)):
+                    progress.batch, progress.elapsed = batch_no, time.perf_counter() - t0
+                    progress.sums = dict(zip(sums, sum_over_processes(*sums.values())))
+                    checkpoint()
+                    if stopping:
                         bar.close()
-                        raise TrainingInterrupted(_interrupted_message(run_dir, epoch, step))
+                        raise TrainingInterrupted(_interrupted_message(run_dir, stop.signal_name, progress))
+            bar.close()
             epoch_time = time.perf_counter() - t0
-            train_time += epoch_time
-            if distributed:  # the epoch's train metrics over every process's part
-                loss_sum, correct, seen = sum_over_processes(loss_sum, correct, seen)
-                if not main_process:
-                    continue
+            progress.train_time_s += epoch_time
+            totals = dict(zip(sums, sum_over_processes(*sums.values())))  # every process's part of the epoch
+            n = float(totals.pop("n"))
 
-            # evaluate, record, checkpoint
-            ev = evaluate(model, test, normalize)
-            row = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": loss_sum.item() / seen,
-                   "train_acc": correct.item() / seen, "test_loss": ev["loss"], "test_acc": ev["acc"],
-                   "epoch_time_s": round(epoch_time, 4), "images_per_s": round(seen / epoch_time, 1)}
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            ckpts.save(epoch + 1, step, train_time, test_acc=ev["acc"])
-            if best_acc is None or ev["acc"] > best_acc:  # ties keep the earlier epoch
-                best_acc = ev["acc"]
-                link_or_copy(run_dir / CHECKPOINT, run_dir / BEST)
-            log.info("epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.2e  %.0f img/s",
-                     epoch + 1, cfg.optim.epochs, row["train_loss"], row["train_acc"], ev["loss"], ev["acc"], lr,
+            # evaluate on the validation split, record, keep the best, checkpoint
+            broadcast_buffers(module)  # every process evaluates rank 0's model
+            with amp:
+                val = task.evaluate(module, splits.val, ctx)
+            value = val[task.metric]
+            best = math.isfinite(value) and (progress.best_value is None or value > progress.best_value)
+            if best:  # ties keep the earlier epoch
+                progress.best_value, progress.best_epoch = value, epoch + 1
+            progress.epoch, progress.batch, progress.sums, progress.elapsed = epoch + 1, 0, {}, 0.0
+            row = {"epoch": epoch + 1, "step": progress.step, "lr": lr,
+                   **{f"train_{k}": float(v) / n for k, v in totals.items()}, **{f"val_{k}": v for k, v in val.items()},
+                   "epoch_time_s": round(epoch_time, 4),
+                   "images_per_s": round(steps_per_epoch * cfg.optim.batch_size / epoch_time, 1)}
+            val_meta = {f"val_{k}": v for k, v in val.items()}
+            if main_process:
+                with _disk_full_is_one_line(run_dir, last_saved):
+                    append_row(run_dir / METRICS, row)
+            checkpoint(best=best)
+            log.info("epoch %d/%d  %s  lr %.2e  %.0f img/s", epoch + 1, cfg.optim.epochs,
+                     "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith(("train_", "val_"))), lr,
                      row["images_per_s"])
-            if interrupt.requested and epoch + 1 < cfg.optim.epochs:
-                raise TrainingInterrupted(_interrupted_message(run_dir, epoch + 1, step))
+            if agree(stop.requested) and epoch + 1 < cfg.optim.epochs:
+                raise TrainingInterrupted(_interrupted_message(run_dir, stop.signal_name, progress))
 
-    # -- final artefacts ----------------------------------------------------------------------------
+        # -- the test split, once, on the final model; the files the run leaves --------------------------------
+        broadcast_buffers(module)
+        with amp:
+            test = task.evaluate(module, splits.test, ctx)
     if not main_process:
         return run_dir
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-    save_model(run_dir / "model.safetensors", model, ckpt_meta)
-    final = {"test_acc": rows[-1]["test_acc"] if rows else None, "test_loss": rows[-1]["test_loss"] if rows else None,
-             "best_test_acc": max((r["test_acc"] for r in rows), default=None), "epochs": len(rows),
-             "train_time_s": round(train_time, 3), "params": params, "processes": world_size()}
-    save_json(run_dir / "metrics.json", final)
-    plot_curves(rows, run_dir / "curves.png")
+    with _disk_full_is_one_line(run_dir, last_saved):
+        rows = read_rows(run_dir / METRICS)
+        task.save(run_dir / MODEL_FILE, module, meta)
+        final = {"task": cfg.task, "metric": f"val_{task.metric}", **{f"test_{k}": v for k, v in test.items()},
+                 **{k: v for k, v in (rows[-1] if rows else {}).items() if k.startswith("val_")},
+                 f"best_val_{task.metric}": progress.best_value, "best_epoch": progress.best_epoch,
+                 "epochs": progress.epoch, "train_time_s": round(progress.train_time_s, 3),
+                 "params": count_params(module), "processes": world_size()}
+        save_json(run_dir / "metrics.json", final)
+        plot_curves(rows, task.metric, run_dir / "curves.png")
+    log.info("test (once, final model): %s", "  ".join(f"{k} {v:.4f}" for k, v in test.items()))
     return run_dir
 
 
-def _check_processes(cfg: RunConfig, resume: Path | None) -> None:
-    """What torchrun's W processes (WORLD_SIZE) cannot do: split a batch unevenly, stop inside an epoch."""
+# -- checks made before any process group or run folder exists -------------------------------------------------
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} asked for, but CUDA is not available; use device='cpu' or 'auto'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device={name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={name!r} asked for, but MPS is not available; use device='cpu' or 'auto'")
+    return device
+
+
+def _check_processes(cfg: RunConfig, source: Path | None) -> None:
+    """What torchrun's W processes (WORLD_SIZE) cannot do: split a batch unevenly, or continue inside an epoch a
+    checkpoint written by another number of processes (each process's random stream is in it)."""
     processes = torchrun_processes()
     if cfg.optim.batch_size % processes:
-        raise ValueError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by the {processes} "
-                         f"processes: each takes an equal part of the global batch")
-    if processes > 1 and cfg.ckpt_every:
-        raise ValueError(f"ckpt_every={cfg.ckpt_every}: under torchrun checkpoints are written at epoch ends "
-                         f"only (the processes would have to agree on one step); use ckpt_every=0")
-    if processes > 1 and resume is not None and int(load_meta(resume / CHECKPOINT).get("batch", 0)) > 0:
-        raise ValueError(f"{resume / CHECKPOINT} was written inside an epoch: resume it in one process "
-                         f"(vitlab train --resume {resume}), or under torchrun from an epoch-end checkpoint")
+        raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by the {processes} "
+                          f"processes: each takes an equal part of the global batch")
+    if source is not None:
+        meta = load_meta(source)
+        written_by = int(meta.get("world_size", 1))
+        if int(meta.get("batch", 0)) > 0 and written_by != processes:
+            raise ConfigError(f"{source} was written inside an epoch by {written_by} process(es): resume it with "
+                              f"{written_by} (it holds each one's random stream), or from an epoch-end checkpoint")
 
 
-class _Checkpointer:
-    """Writes checkpoint.safetensors (always the newest), keeps the last ``keep_last`` as
-    checkpoint-stepNNNNNN.safetensors when keep_last > 1, and remembers the last one written."""
-
-    def __init__(self, run_dir: Path, cfg: RunConfig, model, optimizer, extra: dict):
-        self.run_dir, self.cfg, self.model, self.optimizer, self.extra = run_dir, cfg, model, optimizer, extra
-        self.last: tuple[int, int] | None = None  # (finished epochs, step) of the newest checkpoint
-
-    def save(self, epoch: int, step: int, train_time: float, *, batch: int = 0, epoch_state: dict | None = None,
-             test_acc: float | None = None) -> None:
-        path = self.run_dir / CHECKPOINT
-        save_checkpoint(path, self.model, self.optimizer, self.cfg, epoch, step, train_time, self.extra,
-                         batch=batch, epoch_state=epoch_state, test_acc=test_acc)
-        self.last = (epoch, step)
-        if self.cfg.keep_last > 1:
-            link_or_copy(path, self.run_dir / STEP_CHECKPOINT.format(step=step))
-            for old in step_checkpoints(self.run_dir)[:-self.cfg.keep_last]:
-                old.unlink(missing_ok=True)
+def check_memory(task: Task, cfg: RunConfig, splits, device: torch.device) -> None:
+    """Refuse a model whose weights, gradients and AdamW moments (4 fp32 copies) cannot fit in the memory the
+    device has free, before anything is allocated (the model is counted on the meta device)."""
+    with torch.device("meta"):
+        params = count_params(task.model(cfg, splits))
+    need = 16 * params
+    free = _free_bytes(device)
+    if free is not None and need > free:
+        raise ConfigError(f"the model has {params:,} parameters: training it needs at least {need / 2**30:.1f} GiB "
+                          f"for weights, gradients and AdamW's two moments, more than the {free / 2**30:.1f} GiB free "
+                          f"on {device}; choose a smaller model (model.dim, model.depth, --size)")
 
 
-def step_checkpoints(run_dir: str | Path) -> list[Path]:
-    """The checkpoint-stepNNNNNN.safetensors files of a run, oldest first."""
-    found = [(int(m.group(1)), p) for p in Path(run_dir).glob("checkpoint-step*.safetensors")
-             if (m := re.fullmatch(r"checkpoint-step(\d+)\.safetensors", p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def save_checkpoint(path: Path, model, optimizer, cfg: RunConfig, epoch: int, step: int, train_time: float,
-                    extra: dict, *, batch: int = 0, epoch_state: dict | None = None,
-                    test_acc: float | None = None, extra_tensors: dict[str, torch.Tensor] | None = None) -> None:
-    """``epoch`` counts finished epochs; ``batch`` the batches done of the next one (0 at an epoch end),
-    whose running sums ``epoch_state`` carries (loss_sum, correct, seen, elapsed). ``extra_tensors``
-    (e.g. a MoCo queue) are stored under ``extra.<name>``."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors.update({f"extra.{k}": v for k, v in (extra_tensors or {}).items()})
-    opt_tensors, opt_meta = optimizer_to_tensors(optimizer)
-    tensors.update(opt_tensors)
-    tensors["rng.torch"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = s
-    np_state = np.random.get_state()
-    meta = {"epoch": epoch, "step": step, "batch": batch, "train_time_s": train_time, "config": to_dict(cfg),
-            "optimizer": opt_meta, "rng_numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-            "rng_python": _py_state_to_json(random.getstate()),
-            # the data order is epoch_order(n, seed, epoch): (seed, epoch, batch) pin it down
-            "data_order": {"seed": cfg.seed, "epoch": epoch, "batch": batch}, **extra}
-    if test_acc is not None:
-        meta["test_acc"] = test_acc
-    if epoch_state is not None:
-        # the running sums stay tensors so that they come back bit for bit
-        tensors["loop.loss_sum"] = epoch_state["loss_sum"]
-        tensors["loop.correct"] = epoch_state["correct"]
-        meta["epoch_seen"] = epoch_state["seen"]
-        meta["epoch_elapsed_s"] = epoch_state["elapsed"]
-    save_tensors(path, tensors, meta)
-
-
-def restore_checkpoint(path: Path, model, optimizer, device,
-                       extra_tensors: dict[str, torch.Tensor] | None = None) -> tuple[int, int, float, tuple | None]:
-    """Load a checkpoint into ``model``/``optimizer`` and the random states; returns (finished epochs, step,
-    training time, and for a mid-epoch checkpoint (batches done, loss_sum, correct, seen, elapsed)).
-    ``extra_tensors``, when given, receives what ``save_checkpoint`` stored under that name."""
-    tensors, meta = load_tensors(path, device="cpu")
-    if extra_tensors is not None:
-        extra_tensors.update({k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")})
+def _free_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
     try:
-        model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        load_model_state(model, {k: v.to(device) for k, v in model_state.items()}, str(path))
-        optimizer_from_tensors(optimizer, {k: v.to(device) for k, v in tensors.items() if k.startswith("optim.")},
-                               meta["optimizer"])
-        torch.set_rng_state(tensors["rng.torch"])
-        cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-        if cuda_states and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(cuda_states)
-        kind, keys, pos, has_gauss, cached = meta["rng_numpy"]
-        np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-        random.setstate(_py_state_from_json(meta["rng_python"]))
-        epoch_state = None
-        if int(meta.get("batch", 0)) > 0:
-            epoch_state = (int(meta["batch"]), tensors["loop.loss_sum"], tensors["loop.correct"],
-                           int(meta["epoch_seen"]), float(meta["epoch_elapsed_s"]))
-        return int(meta["epoch"]), int(meta["step"]), float(meta["train_time_s"]), epoch_state
-    except KeyError as e:
-        raise CheckpointError(f"checkpoint {path} lacks {e}: not a vitlab training checkpoint") from e
-    except (ValueError, TypeError, RuntimeError) as e:
-        if isinstance(e, CheckpointError):
-            raise
-        raise CheckpointError(f"checkpoint {path} does not fit this run: {e}") from e
-
-
-class _DeferredInterrupt:
-    """Turn Ctrl-C (SIGINT) into a request the loop honours between steps, so that the checkpoint it
-    writes holds a whole step, never a half-applied optimiser update. A second Ctrl-C interrupts at once.
-    ``enabled=False`` (under torchrun) leaves Ctrl-C as it is: the processes could not agree on one step."""
-
-    def __init__(self, enabled: bool = True):
-        self.requested = False
-        self._previous = None
-        self.enabled = enabled
-
-    def _handle(self, signum, frame):
-        self.requested = True
-        log.warning("interrupt: stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
-        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
-
-    def __enter__(self):
-        if self.enabled and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        if threading.current_thread() is threading.main_thread() and self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
-
-
-def _interrupted_message(run_dir: Path, epoch: int, step: int) -> str:
-    return (f"interrupted at step {step} (epoch {epoch + 1}); saved {run_dir / CHECKPOINT}. "
-            f"Continue with: vitlab train --resume {run_dir}")
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def is_out_of_memory(e: BaseException) -> bool:
@@ -467,7 +338,7 @@ def is_out_of_memory(e: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def _out_of_memory_hint(batch_size: int, device: torch.device):
+def _out_of_memory_hint(batch_size: int, device: torch.device, where: str = "a training step"):
     """Re-raise an out-of-memory error as TrainingOutOfMemory with what to try instead."""
     try:
         yield
@@ -475,31 +346,35 @@ def _out_of_memory_hint(batch_size: int, device: torch.device):
         if not is_out_of_memory(e):
             raise
         raise TrainingOutOfMemory(
-            f"out of memory on {device} in a training step with optim.batch_size={batch_size}; try a smaller "
+            f"out of memory on {device} in {where} with optim.batch_size={batch_size}; try a smaller "
             f"--batch-size (e.g. {max(1, batch_size // 2)}) or a smaller model. ({str(e).splitlines()[0]})") from e
 
 
-def read_rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+# -- what the run folder says when a run stops --------------------------------------------------------------------
+def _kept(run_dir: Path, last: Progress) -> str:
+    if last.step == 0:
+        return "no checkpoint had been written yet"
+    return f"the last checkpoint (epoch {last.epoch}, step {last.step}) is kept in {run_dir / CHECKPOINT}"
 
 
-def truncate_metrics(path: Path, epochs_done: int) -> None:
-    """Keep exactly the epochs the checkpoint has seen, so a resumed run logs each epoch once."""
-    if not path.exists():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip()]
-    keep = [line for line in rows if json.loads(line)["epoch"] <= epochs_done]
-    atomic_write_bytes(path, "".join(line + "\n" for line in keep).encode())
+@contextlib.contextmanager
+def _disk_full_is_one_line(run_dir: Path, last: Progress):
+    """A write into the run folder that fails (disk full, quota, I/O error) stops the run with one line that
+    says which checkpoint is kept: every write is atomic, so that one is whole, and the run resumes from it."""
+    try:
+        yield
+    except OSError as e:
+        if isinstance(e, RunFolderError):
+            raise
+        raise RunFolderError(f"could not write {e.filename or 'into ' + str(run_dir)} ({e.strerror or e}); "
+                             f"{_kept(run_dir, last)}. Free space (an atomic write needs room for the old file and "
+                             f"the new one) and continue with: vitlab train --resume {run_dir}") from e
 
 
-def _py_state_to_json(state):
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def _py_state_from_json(state):
-    version, internal, gauss = state
-    return (version, tuple(internal), gauss)
+def _interrupted_message(run_dir: Path, signal_name: str, progress: Progress) -> str:
+    launcher = "torchrun ... -m vitlab.cli" if is_distributed() else "vitlab"
+    where = (f"batch {progress.batch} of epoch {progress.epoch + 1}" if progress.batch else
+             f"the end of epoch {progress.epoch}")
+    return (f"{signal_name or 'stop'}: interrupted at step {progress.step} ({where}); saved {run_dir / CHECKPOINT}. "
+            f"Continue with: {launcher} train --resume {run_dir}")
 

@@ -9,24 +9,28 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..fileio import atomic_write  # noqa: E402
 
-def plot_curves(rows: list[dict], path: str | Path) -> None:
-    """Loss and accuracy per epoch, train and test side by side."""
+
+def plot_curves(rows: list[dict], metric: str, path: str | Path) -> None:
+    """Per epoch: the loss (train, and validation where the task has one) and the task's headline metric
+    (validation, and train where it is measured on the training batches too), e.g. ``metric='miou'``."""
     if not rows:
         return
     epochs = [r["epoch"] for r in rows]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [r["train_loss"] for r in rows], label="train")
-    ax_loss.plot(epochs, [r["test_loss"] for r in rows], label="test")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax_acc.plot(epochs, [r["train_acc"] for r in rows], label="train")
-    ax_acc.plot(epochs, [r["test_acc"] for r in rows], label="test")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title=f"accuracy (final test {rows[-1]['test_acc']:.4f})")
-    for ax in (ax_loss, ax_acc):
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    for split in ("train", "val"):
+        if f"{split}_loss" in rows[0]:
+            ax_loss.plot(epochs, [r[f"{split}_loss"] for r in rows], label=split)
+        if f"{split}_{metric}" in rows[0]:
+            ax_metric.plot(epochs, [r[f"{split}_{metric}"] for r in rows], label=split)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_metric.set(xlabel="epoch", ylabel=metric, title=f"{metric} (final val {rows[-1][f'val_{metric}']:.4f})")
+    for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
 
 
@@ -43,5 +47,5 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: str | Path, tit
             ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if matrix[i, j] > threshold else "black")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)

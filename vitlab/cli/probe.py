@@ -1,0 +1,54 @@
+"""vitlab probe / tau-report: what a contrastive pretraining run (vitlab train --task pretrain) learnt, and what
+τ does."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import CLIError, no_extra
+
+
+def cmd_probe(args, rest: list[str]) -> int:
+    from ..train.probe import probe
+
+    no_extra(rest)
+    if args.epochs is not None and args.epochs < 1:
+        raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
+    r = probe(args.run, finetune_all=args.finetune, random=args.random, epochs=args.epochs, lr=args.lr,
+              device=args.device, threads=args.threads)
+    print(f"{r['mode']} probe: val accuracy {r['val_acc']:.4f}, test accuracy {r['test_acc']:.4f} (train "
+          f"{r['train_acc']:.4f}, {r['epochs']} epochs); written to {Path(args.run) / 'probe.json'}")
+    return 0
+
+
+def cmd_tau_report(args, rest: list[str]) -> int:
+    from ..analysis.tau import tau_report
+
+    no_extra(rest)
+    out = Path(args.out) if args.out else Path(args.runs[0]).parent / "tau-report"
+    table = tau_report(args.runs, out, images=args.images)
+    print(f"{'tau':>6} {'align':>7} {'unif':>7} {'top1%':>7} {'top10':>7} {'knn':>7} {'probe':>7}  run")
+    fmt = lambda v: f"{v:7.4f}" if isinstance(v, float) else f"{'-':>7}"  # noqa: E731
+    for r in table:
+        print(f"{r['tau']:6.3g} {fmt(r['alignment'])} {fmt(r['uniformity'])} {fmt(r['top1pct'])} {fmt(r['top10'])} "
+              f"{fmt(r['knn_acc'])} {fmt(r['probe_acc'])}  {r['run']}")
+    print(f"figures: {out}")
+    return 0
+
+
+def add_probe_commands(sub) -> None:
+    p = sub.add_parser("probe", help="linear probe (or --finetune) of a pretraining run's encoder")
+    p.add_argument("run", help="pretraining run folder")
+    p.add_argument("--finetune", action="store_true", help="train the encoder and a new head together")
+    p.add_argument("--random", action="store_true", help="the baseline: a randomly initialised encoder of "
+                                                         "the run's architecture instead of its weights")
+    p.add_argument("--epochs", type=int, help="default: 300 (linear, full batch) or 20 (finetune)")
+    p.add_argument("--lr", type=float, help="default: 1e-2 (linear) or 1e-3 (finetune)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0)
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("tau-report", help="hardness, alignment/uniformity and probe accuracy across a τ sweep")
+    p.add_argument("runs", nargs="+", help="pretraining run folders (one per τ)")
+    p.add_argument("--out", help="output folder (default: tau-report beside the first run)")
+    p.add_argument("--images", type=int, default=256, help="test images for the negative-weight profile")
+    p.set_defaults(func=cmd_tau_report)

@@ -1,0 +1,140 @@
+"""``task='pretrain'``: contrastive pretraining of a ViT encoder (SimCLR, Chen et al. 2020), with a kNN accuracy
+as the headline metric.
+
+Per step: two views -> encoder h = f(x) (pooled, pre-logits) -> z = g(h) -> InfoNCE(τ); under torchrun both
+views are gathered from every process with gradients, so the negatives are those of the global batch and
+the MoCo queue (``pretrain.queue_size``) is the same on every process. Evaluation: the kNN accuracy of h
+(the un-augmented training split as the memory bank), and alignment and uniformity of z on fixed views.
+
+The run leaves ``model.safetensors`` (the encoder, ``num_classes=0``: its head is the identity, so
+``load_model`` rebuilds it and ``model(x)`` is the (B, D) feature) and ``projection.safetensors`` (g).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ...config import RunConfig
+from ...data import ImageSet, Normalize, Splits, batch_indices, load_data
+from ...data.views import make_views
+from ...errors import ConfigError
+from ...losses import InfoNCE, alignment, uniformity
+from ...models import ViT
+from ...models.projection import ProjectionHead
+from ..artifacts import PROJECTION_FILE, save_model, save_projection
+from ..distributed import all_sum, gather_parts, gather_with_grad, my_part
+from ..metrics import knn_predict
+from . import Context, Task
+from .classify import check_data_fits_model
+
+VIEWS_SEED = 12345  # fixed views for alignment and uniformity: the same images, the same views, every epoch
+VIEWS_IMAGES = 1024  # how many images of a split they are measured on (uniformity is over all pairs)
+
+
+class Contrastive(nn.Module):
+    """Encoder f, projection g and the InfoNCE loss as one module: DDP sees one forward x -> z = g(f(x)), and
+    the checkpoint holds all three (the MoCo queue as the loss's extra state)."""
+
+    def __init__(self, encoder: ViT, projection: ProjectionHead, criterion: InfoNCE):
+        super().__init__()
+        self.encoder, self.projection, self.criterion = encoder, projection, criterion
+
+    def no_weight_decay(self) -> set[str]:
+        return {f"encoder.{n}" for n in self.encoder.no_weight_decay()}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projection(encoder_features(self.encoder, x))  # (B, proj_dim)
+
+
+def encoder_features(model: ViT, x: torch.Tensor) -> torch.Tensor:
+    """h = f(x): the pooled, pre-logits features. Shape: (B, C, H, W) -> (B, D)."""
+    return model.forward_head(model.forward_features(x), pre_logits=True)
+
+
+@torch.no_grad()
+def encode(model: ViT, images: torch.Tensor, normalize: Normalize, batch_size: int = 512) -> torch.Tensor:
+    """Encoder features of uint8 images, un-augmented, in eval mode. Shape: (N, C, H, W) -> (N, D)."""
+    was_training = model.training
+    model.eval()
+    device = normalize.mean.device
+    out = [encoder_features(model, normalize(images[idx].to(device))).float()
+           for idx in batch_indices(torch.arange(len(images)), batch_size)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, model.cfg.dim, device=device)
+
+
+def knn_accuracy(model: ViT, train: ImageSet, test: ImageSet, normalize: Normalize, k: int) -> float:
+    """Accuracy of :func:`vitlab.train.metrics.knn_predict` on ``test`` with the un-augmented ``train`` set as
+    the memory bank, in this process."""
+    bank, queries = encode(model, train.images, normalize), encode(model, test.images, normalize)
+    n_classes = max(len(train.classes), int(train.labels.max()) + 1)
+    pred = knn_predict(bank, train.labels.to(bank.device), queries, k, n_classes)
+    return float((pred.cpu() == test.labels.cpu()).float().mean())
+
+
+def data(cfg: RunConfig) -> Splits:
+    if cfg.model.num_classes != 0:
+        raise ConfigError(f"task='pretrain' trains an encoder without a head: model.num_classes must be 0, got "
+                          f"{cfg.model.num_classes}")
+    splits = load_data(cfg.data)
+    check_data_fits_model(cfg, splits.train)
+    c, h, w = splits.train.shape
+    if c not in (1, 3) or h != w:
+        raise ConfigError(f"task='pretrain': the views need square 1- or 3-channel images, got {c}x{h}x{w}")
+    if len(splits.train) < cfg.optim.batch_size:
+        raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} exceeds the {len(splits.train)} training images")
+    return splits
+
+
+def model(cfg: RunConfig, splits: Splits) -> nn.Module:
+    p = cfg.pretrain
+    return Contrastive(ViT(cfg.model), ProjectionHead(in_dim=cfg.model.dim, hidden_dim=p.proj_hidden,
+                                                      out_dim=p.proj_dim, batch_norm=p.proj_batch_norm),
+                       InfoNCE(temperature=p.tau, queue_size=p.queue_size))
+
+
+def augment(cfg: RunConfig, splits: Splits) -> nn.Module:
+    c, h, _ = splits.train.shape
+    return make_views(cfg.pretrain, c, h)
+
+
+def step(trained: nn.Module, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> tuple[torch.Tensor, dict]:
+    """Two views -> one forward of 2N images (BatchNorm sees both) -> gather over processes -> InfoNCE."""
+    v1, v2 = ctx.augment(images.float().div_(255))  # (N, C, H, W) each, in [0, 1]
+    z1, z2 = trained(ctx.normalize(torch.cat([v1, v2]))).float().chunk(2)  # (N, proj_dim) each
+    z1, z2 = gather_with_grad(z1), gather_with_grad(z2)  # the global batch, with gradients (W·N, proj_dim)
+    module = getattr(trained, "module", trained)  # the loss (and its queue) outside DDP's forward
+    loss = module.criterion(z1, z2)
+    return loss, {"loss": loss.detach() * len(images), "n": len(images)}
+
+
+def evaluate_split(model: Contrastive, split: ImageSet, ctx: Context) -> dict[str, float]:
+    """kNN accuracy of h = f(x) (bank: the training split), and alignment / uniformity of z on fixed views of
+    the first VIEWS_IMAGES images. Under torchrun each process encodes its part of the bank and the queries."""
+    encoder, train = model.encoder, ctx.train
+    bank = gather_parts(encode(encoder, train.images[my_part(len(train))], ctx.normalize), len(train))  # (M, D)
+    part = split.subset(my_part(len(split)))
+    n_classes = max(len(train.classes), int(train.labels.max()) + 1)
+    pred = knn_predict(bank, train.labels.to(bank.device), encode(encoder, part.images, ctx.normalize),
+                       ctx.cfg.pretrain.knn_k, n_classes)
+    correct = all_sum((pred == part.labels.to(pred.device)).sum())
+    was_training = model.training
+    model.eval()
+    x = split.images[:VIEWS_IMAGES].to(ctx.device).float().div_(255)
+    devices = [ctx.device] if ctx.device.type == "cuda" else []
+    with torch.no_grad(), torch.random.fork_rng(devices=devices):
+        torch.manual_seed(ctx.cfg.seed + VIEWS_SEED)
+        za, zb = (model(ctx.normalize(v)).float() for v in ctx.augment(x))
+    model.train(was_training)
+    return {"knn_acc": float(correct) / len(split), "alignment": alignment(za, zb), "uniformity": uniformity(za)}
+
+
+def save(path: Path, model: Contrastive, meta: dict) -> None:
+    save_model(path, model.encoder, meta)  # the encoder alone: what a probe or a fine-tuning run starts from
+    save_projection(path.parent / PROJECTION_FILE, model.projection)
+
+
+PRETRAIN = Task(metric="knn_acc", data=data, model=model, augment=augment, step=step, evaluate=evaluate_split,
+                save=save)
