@@ -15,13 +15,14 @@ One CPU thread, so the numbers do not depend on what else the shared machine run
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from machine import header, load_now
 
 from vitlab.data import batch_indices, epoch_order, load_idx_dir
 from vitlab.data.folder import decode_images, list_classes
@@ -59,8 +60,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     print("# Data loading\n")
-    print(f"`python benchmarks/data_loading.py` — {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, 1 thread, median of {args.repeats}.\n")
+    print(f"`python benchmarks/data_loading.py`, median of {args.repeats}. {header(1)}\n")
     print("| what | images | seconds | images/s |\n| --- | ---: | ---: | ---: |")
 
     t, (train, test) = timed(lambda: load_idx_dir(args.mnist), args.repeats)
@@ -80,7 +80,7 @@ def main() -> None:
         print(f"| decode {len(files):,} CIFAR-10 JPEG files (PIL, one by one) | {len(files):,} | {t:.3f} | "
               f"{len(files) / t:,.0f} |")
     print(f"\nMNIST train tensor: {tuple(train.images.shape)} {train.images.dtype}, "
-          f"{train.images.numel() / 2**20:.1f} MiB.")
+          f"{train.images.numel() / 2**20:.1f} MiB. Load average at the end: {load_now()}.")
 
 
 if __name__ == "__main__":

@@ -20,11 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def commit() -> str:
-    """The checkout's commit, with ``+changes`` when tracked files differ from it."""
+    """The checkout's commit, with ``+changes`` when the package's code (vitlab/, pyproject.toml) differs from it:
+    what decides the numbers. Documents edited beside a running benchmark do not count."""
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "vitlab", "pyproject.toml"], cwd=ROOT,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"

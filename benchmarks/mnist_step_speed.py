@@ -10,11 +10,12 @@ clipping at the recipe's norm, AdamW) on a batch of 128 random images; 3 warm-up
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
 
 import torch
 import torch.nn.functional as F
+
+from machine import header, load_now
 
 from vitlab import ViT
 from vitlab.recipes.mnist import fashion_mnist
@@ -35,7 +36,7 @@ def images_per_s(model: torch.nn.Module, grad_clip: float, batch: int = 128, war
 
 
 def main() -> None:
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}\n")
+    print(header("2, then 1") + "\n")
     print("| model | parameters | threads | images/s | s per 60k-image epoch | cost vs recipe |")
     print("|---|---|---|---|---|---|")
     for threads in (2, 1):
@@ -50,6 +51,7 @@ def main() -> None:
             params = sum(p.numel() for p in model.parameters())
             print(f"| {name} | {params:,} | {threads} | {rate:.0f} | {60000 / rate:.0f} | ×{base / rate:.2f} |",
                   flush=True)
+    print(f"\nLoad average at the end: {load_now()}.")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ Prints a Markdown table with images/s and the ratio vitlab / HF (> 1: vitlab is 
 """
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 
@@ -16,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from transformers import ViTConfig, ViTForImageClassification
 from transformers.utils import logging as hf_logging
+
+from machine import header, load_now
 
 from vitlab import ModelConfig, ViT, size_config
 from vitlab.interop import to_hf
@@ -52,8 +53,7 @@ def timed(fn, reps: int) -> float:
 def main() -> None:
     torch.manual_seed(0)
     print(f"# Throughput: vitlab vs HF transformers ViT (same weights, same process)\n")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-          f"fp32, CPU\n")
+    print(header(torch.get_num_threads()) + " fp32, CPU; medians of 5 alternating timings.\n")
     print("| model | batch | pass | vitlab img/s | HF sdpa img/s | HF eager img/s | vitlab / HF sdpa | vitlab / HF eager |")
     print("|---|---|---|---|---|---|---|---|")
     for name, cfg, batch in CASES:
@@ -90,6 +90,7 @@ def main() -> None:
             ips = {k: batch / statistics.median(v) for k, v in samples.items()}
             print(f"| {name} | {batch} | {mode} | {ips['vitlab']:.0f} | {ips['sdpa']:.0f} | {ips['eager']:.0f} | "
                   f"{ips['vitlab'] / ips['sdpa']:.2f} | {ips['vitlab'] / ips['eager']:.2f} |", flush=True)
+    print(f"\nLoad average at the end: {load_now()}.")
 
 
 if __name__ == "__main__":

@@ -137,3 +137,27 @@ def test_unknown_recipe_lists_the_known_ones(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "'imagenet'" in err and "digits" in err and "fashion-mnist" in err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_pretraining_run_stopped_inside_an_epoch_resumes_bit_for_bit(tmp_path):
+    """Pretraining has the engine's mid-epoch checkpoints too: a copy of the run as it stood at step 13 (inside
+    epoch 2, with the MoCo queue and the views' random stream) resumed equals the uninterrupted run."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    args = [*TINY, "--optim.warmup_epochs", "1", "--pretrain.queue_size", "300", "--out_dir", str(tmp_path),
+            "--epochs", "2"]
+    assert main(["pretrain", "--name", "full", "--ckpt-every", "3", "--keep-last", "10", *args]) == 0
+    full, mid = tmp_path / "full", tmp_path / "mid"
+    mid.mkdir()
+    for f in ("config.json", "metrics.jsonl"):
+        shutil.copy(full / f, mid / f)
+    shutil.copy(full / "checkpoint-step000012.safetensors", mid / "checkpoint.safetensors")  # epoch 2, batch 2
+    assert main(["train", "--resume", str(mid), "-q"]) == 0
+    for name in ("model.safetensors", "projection.safetensors"):
+        a, b = load_file(full / name), load_file(mid / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    rows = lambda run: [{k: v for k, v in json.loads(line).items() if k not in ("epoch_time_s", "images_per_s")}  # noqa: E731
+                        for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows(full) == rows(mid)

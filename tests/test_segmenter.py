@@ -172,3 +172,17 @@ def test_train_task_segment_works_on_its_own(tmp_path, capsys):
                  "--name", "s", "--threads", "1", "-q"]) == 0
     out = capsys.readouterr().out
     assert "segment: val miou" in out and (tmp_path / "s" / "model.safetensors").is_file()
+
+
+def test_curves_show_the_tasks_headline_metric():
+    """The segmentation curves used to show only pixel accuracy (mostly background); they show mIoU now."""
+    from vitlab.train.plots import curves_figure, plt
+
+    rows = [{"epoch": e, "train_loss": 1 / e, "train_pixel_acc": 0.9, "val_loss": 1.1 / e, "val_pixel_acc": 0.91,
+             "val_miou": 0.1 * e} for e in (1, 2, 3)]
+    fig = curves_figure(rows, "miou")
+    metric_axes = fig.axes[1]
+    assert [line.get_label() for line in metric_axes.lines] == ["val"] and metric_axes.get_ylabel() == "miou"
+    assert list(metric_axes.lines[0].get_ydata()) == pytest.approx([0.1, 0.2, 0.3])
+    assert [line.get_label() for line in fig.axes[0].lines] == ["train", "val"]
+    plt.close(fig)

@@ -17,6 +17,13 @@ def plot_curves(rows: list[dict], metric: str, path: str | Path) -> None:
     (validation, and train where it is measured on the training batches too), e.g. ``metric='miou'``."""
     if not rows:
         return
+    fig = curves_figure(rows, metric)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+
+
+def curves_figure(rows: list[dict], metric: str):
+    """The figure of :func:`plot_curves`: axes 0 the losses, axes 1 ``train_<metric>`` / ``val_<metric>``."""
     epochs = [r["epoch"] for r in rows]
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
     for split in ("train", "val"):
@@ -30,8 +37,7 @@ def plot_curves(rows: list[dict], metric: str, path: str | Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
+    return fig
 
 
 def plot_confusion(matrix: np.ndarray, classes: list[str], path: str | Path, title: str = "") -> None:
