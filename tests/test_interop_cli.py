@@ -23,7 +23,20 @@ def _model_file(tmp_path):
     return model, tmp_path / "model.safetensors"
 
 
+def _probabilities(model_file, image):
+    """What `vitlab predict` computes for one image: (class names, probabilities)."""
+    from vitlab.data import Normalize
+    from vitlab.data.images import load_image
+
+    model, meta = load_model(model_file)
+    x = load_image(image, channels=model.cfg.in_chans, size=model.cfg.img_size)[None]
+    with torch.no_grad():
+        return meta["classes"], model(Normalize(meta["mean"], meta["std"])(x)).softmax(-1)[0]
+
+
 def test_export_then_import_round_trip(tmp_path, capsys):
+    """export -> import -> predict gives the same classes and probabilities (1e-5) for HF, timm and vitlab files,
+    with the run's mean, std and class names (they used to come back as 0.5/0.5 and LABEL_i)."""
     model, src = _model_file(tmp_path)
     out = tmp_path / "out"
     assert main(["export", str(src), "--onnx", str(out / "m.onnx"), "--hf", str(out / "hf"),
@@ -37,19 +50,60 @@ def test_export_then_import_round_trip(tmp_path, capsys):
     hf = ViTForImageClassification.from_pretrained(out / "hf").eval()
     with torch.no_grad():
         torch.testing.assert_close(hf(pixel_values=x).logits, expected, rtol=0, atol=1e-5)
+    assert hf.config.id2label == {0: "a", 1: "b", 2: "c", 3: "d"}
 
-    for fmt, weights in [("hf", out / "hf"), ("timm", out / "timm.safetensors")]:
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "photo.png")
+    classes, want = _probabilities(src, tmp_path / "photo.png")
+    for fmt, weights in [("hf", out / "hf"), ("timm", out / "timm.safetensors"), ("vitlab", src)]:
         dest = tmp_path / f"from_{fmt}.safetensors"
-        assert main(["import", str(weights), "--fmt", fmt, "--out", str(dest), "--heads", "4"]) == 0
+        assert main(["import", str(weights), "--out", str(dest)]) == 0
         again, meta = load_model(dest)
-        assert len(meta["mean"]) == 3
-        with torch.no_grad():
-            torch.testing.assert_close(again(x), expected, rtol=0, atol=1e-5)
-
-    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(tmp_path / "grey.png")
+        assert (meta["mean"], meta["std"], meta["classes"]) == ([0.5] * 3, [0.25] * 3, ["a", "b", "c", "d"]), fmt
+        got_classes, got = _probabilities(dest, tmp_path / "photo.png")
+        assert got_classes == classes and got.argmax() == want.argmax(), fmt
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
     capsys.readouterr()
-    assert main(["predict", str(tmp_path / "from_hf.safetensors"), str(tmp_path / "grey.png")]) == 0
-    assert "grey.png:" in capsys.readouterr().out
+    assert main(["predict", str(tmp_path / "from_hf.safetensors"), str(tmp_path / "photo.png")]) == 0
+    assert f"photo.png: {classes[int(want.argmax())]}" in capsys.readouterr().out
+
+
+def test_hf_export_carries_an_image_processor_that_prepares_images_as_vitlab_does(tmp_path):
+    """preprocessor_config.json: HF's own ViTImageProcessor turns a photo into the tensor vitlab would feed."""
+    from transformers import ViTImageProcessor
+
+    from vitlab.data import Normalize
+    from vitlab.data.images import load_image
+
+    model, src = _model_file(tmp_path)
+    assert main(["export", str(src), "--hf", str(tmp_path / "hf")]) == 0
+    processor = ViTImageProcessor.from_pretrained(tmp_path / "hf")
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (27, 27, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    theirs = processor(Image.open(tmp_path / "p.png"), return_tensors="pt")["pixel_values"]
+    ours = Normalize([0.5] * 3, [0.25] * 3)(load_image(tmp_path / "p.png", channels=3, size=16)[None])
+    torch.testing.assert_close(theirs, ours, rtol=0, atol=1e-5)
+
+
+def test_onnx_on_pixels_carries_its_preprocessing(tmp_path):
+    """--pixels: the normalisation is in the graph and the file takes [0, 1] pixels (1e-4 of PyTorch); mean, std
+    and classes are in its metadata. An opset the runtime cannot load is refused, and nothing is left behind."""
+    from vitlab.data import Normalize
+    from vitlab.interop import read_onnx_meta
+
+    model, src = _model_file(tmp_path)
+    assert main(["export", str(src), "--onnx", str(tmp_path / "p.onnx"), "--pixels"]) == 0
+    meta = read_onnx_meta(tmp_path / "p.onnx")
+    assert meta == {"mean": [0.5] * 3, "std": [0.25] * 3, "classes": ["a", "b", "c", "d"], "img_size": "16",
+                    "resample": "bicubic", "input": "pixels in [0, 1]"}
+    pixels = torch.rand(3, 3, 16, 16)
+    (got,) = ort.InferenceSession(str(tmp_path / "p.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"images": pixels.numpy()})
+    with torch.no_grad():
+        want = model(Normalize(meta["mean"], meta["std"])(pixels))
+    np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=1e-4)
+    assert main(["export", str(src), "--onnx", str(tmp_path / "bad.onnx"), "--opset", "26"]) == 2
+    assert not (tmp_path / "bad.onnx").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert main(["export", str(src), "--onnx", str(tmp_path / "p.onnx")]) == 2  # exists: --overwrite
 
 
 def test_import_resamples_to_another_image_size(tmp_path):

@@ -95,11 +95,13 @@ def test_import_into_another_image_size_resamples_pos_embed(hf_model, tmp_path):
 def test_timm_file_round_trip(tmp_path, suffix, caplog):
     model = ViT(ModelConfig(img_size=16, patch_size=4, num_classes=5, dim=64, depth=2, heads=2)).eval()
     path = export_weights(model, tmp_path / f"timm{suffix}", fmt="timm")
-    guessed = import_weights(path, fmt="timm")  # heads are not in the shapes: dim // 64 = 1, with a warning
-    assert guessed.cfg.heads == 1 and "assuming 1" in caplog.text
-    again = import_weights(path, fmt="timm", heads=2)
-    assert again.cfg.heads == 2
+    again = import_weights(path, fmt="timm")  # the heads travel with the export (metadata or <file>.json)
+    assert again.cfg == model.cfg
     torch.testing.assert_close(_logits(again, _x(16)), _logits(model, _x(16)), rtol=0, atol=0)
+    # a bare timm state dict says nothing of the heads: dim // 64 = 1, with a warning, unless given
+    torch.save(to_timm(model.state_dict()), tmp_path / "bare.pth")
+    assert import_weights(tmp_path / "bare.pth", fmt="timm").cfg.heads == 1 and "assuming 1" in caplog.text
+    assert import_weights(tmp_path / "bare.pth", fmt="timm", heads=2).cfg.heads == 2
 
 
 def test_vitlab_model_file_keeps_its_config(tmp_path):

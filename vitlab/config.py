@@ -42,7 +42,9 @@ class ModelConfig:
 
     ``dynamic_img_size`` lets the model take any image size divisible by the patch
     size, resampling the position embedding on the fly; without it a wrong
-    resolution is an error.
+    resolution is an error. ``fc_norm`` moves the final norm after the pooling (MAE,
+    BEiT and timm's average-pooled models do this), so ``forward_features`` returns the
+    last block's tokens un-normalised.
     """
 
     img_size: int = 224
@@ -64,6 +66,7 @@ class ModelConfig:
     attn_impl: str = "sdpa"  # sdpa | explicit
     dynamic_img_size: bool = False
     norm: str = "layer"  # layer | batch (BatchNorm over batch × tokens), for norm1, norm2 and the final norm
+    fc_norm: bool = False  # the final norm after pooling instead of on every token (timm's global_pool='avg')
     stem: str = "patch"  # patch | conv+maxpool | conv+stride | conv+avgpool (conv stems need P a power of two)
 
     def __post_init__(self) -> None:

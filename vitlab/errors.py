@@ -31,6 +31,10 @@ class CheckpointError(VitlabError, ValueError):
     """A checkpoint or weights file that cannot be read, fails its checksum or does not fit the model."""
 
 
+class MissingDependencyError(VitlabError, ImportError):
+    """An optional package a command needs is not installed; the message names the pip command."""
+
+
 class InteropError(VitlabError, ValueError):
     """Weights or a model that cannot come from, or go to, another format (HF, timm, ONNX) as asked."""
 

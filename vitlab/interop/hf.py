@@ -69,7 +69,9 @@ def from_hf(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def to_hf(sd: dict[str, torch.Tensor], version: int | None = None) -> dict[str, torch.Tensor]:
     """A vitlab ViT state dict as an HF ``ViTForImageClassification`` state dict."""
     if version is None:
-        import transformers
+        from ..extras import require
+
+        transformers = require("transformers", "hf", "writing HF weights")
 
         version = 5 if int(transformers.__version__.split(".")[0]) >= 5 else 4
     v = 0 if version == 5 else 1

@@ -26,7 +26,8 @@ class ViT(nn.Module):
         cfg: the model configuration; every invariant is checked when it is built.
 
     Shape:
-        ``forward_features``: (B, C, H, W) -> (B, N, D) with N = prefix + (H/P)(W/P);
+        ``forward_features``: (B, C, H, W) -> (B, N, D) with N = prefix + (H/P)(W/P) (after the final
+        norm, unless ``fc_norm`` puts it after the pooling);
         ``forward_head``: (B, N, D) -> (B, num_classes), or (B, D) with ``pre_logits``.
     """
 
@@ -45,7 +46,9 @@ class ViT(nn.Module):
                   norm_eps=cfg.norm_eps, attn_impl=cfg.attn_impl, norm=cfg.norm)
             for rate in rates
         )
-        self.norm = make_norm(cfg.norm, cfg.dim, eps=cfg.norm_eps)
+        # the final norm: on every token (the ViT paper), or on the pooled features (fc_norm, timm's avg models)
+        self.norm = nn.Identity() if cfg.fc_norm else make_norm(cfg.norm, cfg.dim, eps=cfg.norm_eps)
+        self.fc_norm = make_norm(cfg.norm, cfg.dim, eps=cfg.norm_eps) if cfg.fc_norm else nn.Identity()
         self.head = nn.Linear(cfg.dim, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
         self.reset_parameters()
 
@@ -80,13 +83,14 @@ class ViT(nn.Module):
         return (x, weights) if return_weights else x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Pool the tokens (class token, mean or max over patch tokens), then classify."""
+        """Pool the tokens (class token, mean or max over patch tokens), [fc_norm], then classify."""
         if self.cfg.pool == "token":
             x = x[:, 0]  # (B, D)
         elif self.cfg.pool == "avg":
             x = x[:, self.num_prefix_tokens:].mean(dim=1)  # (B, D)
         else:
             x = x[:, self.num_prefix_tokens:].amax(dim=1)  # (B, D)
+        x = self.fc_norm(x)  # identity unless cfg.fc_norm
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
