@@ -14,3 +14,9 @@ def test_every_test_a_document_names_exists(doc):
     missing = [f"{f}::{name}" for f, name in named
                if not (ROOT / "tests" / f).is_file() or f"def {name}(" not in (ROOT / "tests" / f).read_text()]
     assert not missing, f"{doc.name} names tests that do not exist: {missing}"
+
+
+def test_ci_runs_exactly_the_readmes_test_command():
+    blocks = re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text(), flags=re.S)
+    test_command = next(b for b in blocks if "pytest" in b)
+    assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
