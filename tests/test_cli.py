@@ -117,9 +117,11 @@ def test_eval_out_option(cli_run, tmp_path, capsys):
 
 
 def parse_predictions(out):
+    """`vitlab predict`'s lines, 'PATH (how it was fitted): class p, class p, ...' -> {PATH: [(class, p), ...]}."""
     preds = {}
     for line in out.strip().splitlines():
-        path, _, rest = line.rpartition(": ")
+        path, fitted, rest = re.fullmatch(r"(.*) \(([^)]*)\): (.*)", line).groups()
+        assert fitted == "8x8"  # already the model's size: nothing resized
         preds[path] = [(c, float(p)) for c, p in (item.split() for item in rest.split(", "))]
     return preds
 
@@ -183,7 +185,7 @@ def test_console_script_entry_point(cli_run, tmp_path, capsys):
                           text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     _, out, _ = run_cli(capsys, "predict", run_dir, tmp_path / "d.png")
-    assert proc.stdout == out and out.startswith(f"{tmp_path / 'd.png'}: ")
+    assert proc.stdout == out and out.startswith(f"{tmp_path / 'd.png'} (8x8): ")
     proc = subprocess.run([str(script), "train", "--model.dimm", "3"], capture_output=True, text=True, timeout=120,
                           env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 2 and "model.dimm" in proc.stderr

@@ -38,8 +38,8 @@ def test_valid_keys_are_the_dotted_leaf_fields():
     from vitlab.config import PretrainConfig, SegmentConfig
 
     sections = (ModelConfig, DataConfig, OptimConfig, SegmentConfig, PretrainConfig)
-    # task, name, out_dir, seed, device, threads, progress, ckpt_every, keep_last, dist_timeout_s
-    n_leaves = sum(len(c.__dataclass_fields__) for c in sections) + 10
+    # task, name, out_dir, seed, device, threads, progress, ckpt_every, keep_last, dist_timeout_s, tensorboard
+    n_leaves = sum(len(c.__dataclass_fields__) for c in sections) + 11
     assert len(keys) == len(set(keys)) == n_leaves
     assert "pretrain.tau" in keys and "segment.upsample" in keys  # one configuration for every task
 

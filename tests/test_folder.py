@@ -103,7 +103,7 @@ def test_channels_inferred_and_resized(tmp_path):
 def test_sizes_must_agree_without_img_size(tmp_path):
     make_folder(tmp_path, {"a": 2}, size=(4, 4))
     make_folder(tmp_path, {"b": 2}, size=(5, 4), seed=1)
-    with pytest.raises(ValueError, match=r"b/000.png is 4x5 but earlier images are 4x4.*data.img_size"):
+    with pytest.raises(ValueError, match=r"b/000.png is 5x4 but earlier images are 4x4.*data.img_size"):
         load_folder(tmp_path)
     assert load_folder(tmp_path, img_size=3)[0].shape == (3, 3, 3)
 

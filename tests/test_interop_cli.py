@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import onnxruntime as ort
 import torch
 from PIL import Image
@@ -60,27 +61,32 @@ def test_export_then_import_round_trip(tmp_path, capsys):
         assert main(["import", str(weights), "--out", str(dest)]) == 0
         again, meta = load_model(dest)
         assert (meta["mean"], meta["std"], meta["classes"]) == ([0.5] * 3, [0.25] * 3, ["a", "b", "c", "d"]), fmt
+        assert meta.get("resize", "center-crop") == "center-crop", fmt
         got_classes, got = _probabilities(dest, tmp_path / "photo.png")
         assert got_classes == classes and got.argmax() == want.argmax(), fmt
         torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
     capsys.readouterr()
     assert main(["predict", str(tmp_path / "from_hf.safetensors"), str(tmp_path / "photo.png")]) == 0
-    assert f"photo.png: {classes[int(want.argmax())]}" in capsys.readouterr().out
+    assert f"photo.png (20x20 -> center-crop 16x16): {classes[int(want.argmax())]}" in capsys.readouterr().out
 
 
-def test_hf_export_carries_an_image_processor_that_prepares_images_as_vitlab_does(tmp_path):
-    """preprocessor_config.json: HF's own ViTImageProcessor turns a photo into the tensor vitlab would feed."""
-    from transformers import ViTImageProcessor
+@pytest.mark.parametrize("resize", ["center-crop", "squash"])
+def test_hf_export_carries_an_image_processor_that_prepares_images_as_vitlab_does(tmp_path, resize):
+    """preprocessor_config.json: HF's own AutoImageProcessor turns a non-square photo into the tensor vitlab would
+    feed, for the run's resize policy."""
+    from transformers import AutoImageProcessor
 
     from vitlab.data import Normalize
     from vitlab.data.images import load_image
+    from vitlab.interop import export_model
 
-    model, src = _model_file(tmp_path)
-    assert main(["export", str(src), "--hf", str(tmp_path / "hf")]) == 0
-    processor = ViTImageProcessor.from_pretrained(tmp_path / "hf")
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (27, 27, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    model, _ = _model_file(tmp_path)
+    meta = {"mean": [0.5] * 3, "std": [0.25] * 3, "classes": list("abcd"), "resize": resize}
+    export_model(model, meta, tmp_path / "hf", "hf")
+    processor = AutoImageProcessor.from_pretrained(tmp_path / "hf")
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (27, 41, 3), dtype=np.uint8)).save(tmp_path / "p.png")
     theirs = processor(Image.open(tmp_path / "p.png"), return_tensors="pt")["pixel_values"]
-    ours = Normalize([0.5] * 3, [0.25] * 3)(load_image(tmp_path / "p.png", channels=3, size=16)[None])
+    ours = Normalize([0.5] * 3, [0.25] * 3)(load_image(tmp_path / "p.png", channels=3, size=16, resize=resize)[None])
     torch.testing.assert_close(theirs, ours, rtol=0, atol=1e-5)
 
 
@@ -94,7 +100,7 @@ def test_onnx_on_pixels_carries_its_preprocessing(tmp_path):
     assert main(["export", str(src), "--onnx", str(tmp_path / "p.onnx"), "--pixels"]) == 0
     meta = read_onnx_meta(tmp_path / "p.onnx")
     assert meta == {"mean": [0.5] * 3, "std": [0.25] * 3, "classes": ["a", "b", "c", "d"], "img_size": "16",
-                    "resample": "bicubic", "input": "pixels in [0, 1]"}
+                    "resample": "bicubic", "resize": "center-crop", "input": "pixels in [0, 1]"}
     pixels = torch.rand(3, 3, 16, 16)
     (got,) = ort.InferenceSession(str(tmp_path / "p.onnx"), providers=["CPUExecutionProvider"]).run(
         None, {"images": pixels.numpy()})

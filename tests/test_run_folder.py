@@ -82,10 +82,12 @@ def test_overwrite_removes_nothing_until_every_check_has_passed(tmp_path, capsys
     """`--overwrite --optim.betas 2,3` left runs/A empty: now a bad configuration, data that cannot be read and a
     model that does not fit the data each leave the old run untouched."""
     assert cli(capsys, "train", *FLAGS, "--epochs", "1", "--out_dir", tmp_path, "--name", "A")[0] == 0
-    before = {p.name: p.read_bytes() for p in (tmp_path / "A").iterdir()}
+    contents = lambda: {str(p.relative_to(tmp_path)): p.read_bytes() for p in (tmp_path / "A").rglob("*")  # noqa: E731
+                        if p.is_file()}
+    before = contents()
     code, _, err = cli(capsys, "train", *FLAGS, "--out_dir", tmp_path, "--name", "A", "--overwrite", *bad)
     assert code == 2 and err.startswith("vitlab train: error:")
-    assert {p.name: p.read_bytes() for p in (tmp_path / "A").iterdir()} == before
+    assert contents() == before
 
 
 def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):

@@ -89,7 +89,7 @@ def test_run_folder_contents(trained):
     cfg, run_dir = trained
     assert {p.name for p in run_dir.iterdir()} == {"config.json", "argv.json", "metrics.jsonl", "metrics.json",
                                                     "model.safetensors", "checkpoint.safetensors", "curves.png",
-                                                    "best.safetensors", ".lock"}  # .lock: held while training
+                                                    "best.safetensors", ".lock", "tensorboard"}  # .lock: held while training
     assert load_run_config(run_dir) == cfg
     assert json.loads((run_dir / "argv.json").read_text()) == ["vitlab", "train", "--test"]
 
@@ -118,6 +118,29 @@ def test_run_folder_contents(trained):
     tensors, meta = load_tensors(run_dir / "checkpoint.safetensors")
     assert (meta["epoch"], meta["step"]) == (12, 12 * steps_per_epoch)
     assert_png(run_dir / "curves.png")
+
+
+def test_tensorboard_events_hold_the_runs_numbers(trained):
+    """Read back with TensorBoard's own reader: a loss and a learning rate per step, the epochs' metrics at the
+    step each epoch ended, and the test metrics once."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg, run_dir = trained
+    (events_dir,) = [run_dir / "tensorboard"]
+    acc = EventAccumulator(str(events_dir))
+    acc.Reload()
+    scalars = acc.Tags()["scalars"]
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    steps = rows[-1]["step"]
+    assert [e.step for e in acc.Scalars("train/loss_step")] == list(range(steps))
+    assert [e.value for e in acc.Scalars("train/lr")][-1] == pytest.approx(rows[-1]["lr"])
+    for name in ("val/acc", "val/loss", "train/acc", "train/loss"):
+        assert name in scalars
+        split, metric = name.split("/")
+        assert [(e.step, e.value) for e in acc.Scalars(name)] == [
+            (r["step"], pytest.approx(r[f"{split}_{metric}"], rel=1e-6)) for r in rows]
+    final = json.loads((run_dir / "metrics.json").read_text())
+    assert [e.value for e in acc.Scalars("test/acc")] == [pytest.approx(final["test_acc"])]
 
 
 def test_model_file_rebuilds_the_trained_model(trained):

@@ -25,6 +25,8 @@ TASKS = ("classify", "segment", "pretrain")  # vitlab.train.tasks
 SEG_COMBINES = ("disjoint", "max")  # vitlab.data.segmentation
 SEG_RESIZES = ("nearest", "bilinear")  # how a digit is enlarged onto a canvas
 FLIPS = ("auto", "on", "off")  # pretraining views: auto flips colour (3-channel) images, never 1-channel digits
+RESIZES = ("center-crop", "squash", "pad")  # vitlab.data.images.fit_image: an image whose size is not the model's
+DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb limit (Image.MAX_IMAGE_PIXELS)
 MAX_SEED = 2**32  # seeds are in [0, 2**32): numpy's limit, and what the data order is derived from
 
 
@@ -163,9 +165,12 @@ class DataConfig:
     test_split: float = 0.2  # sources without an official test split: the fraction held out for testing
     val_split: float = 0.1  # the fraction of the training data held out for validation
     split_seed: int = 0  # both splits are stratified and fixed by this, independent of the training seed
-    img_size: int = 0  # folder: resize every image to img_size × img_size; 0 keeps the size (all must agree)
-    channels: int = 0  # folder: 1 (L) or 3 (RGB); 0 infers it from the first image (L -> 1, else 3)
+    img_size: int = 0  # folder: fit every image to img_size × img_size (by ``resize``); 0 keeps the size
+    channels: int = 0  # folder: 1 (L) or 3 (RGB); 0 infers it from all images (the majority's; the rest converted)
+    resize: str = "center-crop"  # center-crop | squash | pad: how an image of another size or shape is fitted
+    max_pixels: int = DEFAULT_MAX_PIXELS  # folder: refuse a file with more pixels than this (decompression bombs)
     skip_bad: bool = False  # folder: skip unreadable images with a warning instead of failing
+    classes: str = ""  # comma-separated class names, replacing a source's own (idx and CIFAR files have none)
     augment: str = "none"  # none | digits | crop-flip | randaugment | trivialaugment (vitlab.data.augment)
     translate: float = 0.125  # digits: fraction of the image size
     rotate: float = 10.0  # digits: degrees
@@ -201,6 +206,10 @@ class DataConfig:
             raise ConfigError(f"data.img_size must be >= 0 (0 keeps the images' size), got {self.img_size}")
         if self.channels not in (0, 1, 3):
             raise ConfigError(f"data.channels must be 0 (infer), 1 (grey) or 3 (RGB), got {self.channels}")
+        if self.resize not in RESIZES:
+            raise ConfigError(f"data.resize={self.resize!r} is not one of {RESIZES}")
+        if not _positive_int(self.max_pixels):
+            raise ConfigError(f"data.max_pixels must be a positive integer, got {self.max_pixels!r}")
         if not (0.0 <= self.translate < 1.0 and 0.0 <= self.scale < 1.0):
             raise ConfigError(f"data.translate and data.scale must be fractions in [0, 1), got {self.translate} "
                               f"and {self.scale}")
@@ -348,6 +357,7 @@ class RunConfig:
     ckpt_every: int = 0  # also checkpoint every N optimiser steps inside an epoch; 0: only at epoch ends
     keep_last: int = 1  # checkpoints kept: 1 keeps checkpoint.safetensors only; K > 1 adds checkpoint-stepNNNNNN files
     dist_timeout_s: float = 300.0  # torchrun: how long a process waits for the others before it gives up
+    tensorboard: bool = True  # also write TensorBoard event files to RUN/tensorboard (needs vitlab[tensorboard])
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

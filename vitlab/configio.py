@@ -16,8 +16,8 @@ from .config import RunConfig
 from .errors import ConfigError
 from .fileio import save_json
 
-__all__ = ["ConfigError", "apply_overrides", "coerce", "from_dict", "load_config_file", "merge", "save_json",
-           "to_dict", "valid_keys"]
+__all__ = ["ConfigError", "apply_overrides", "coerce", "flatten", "from_dict", "load_config_file", "merge",
+           "save_json", "to_dict", "valid_keys"]
 
 
 def to_dict(cfg) -> dict:
@@ -140,17 +140,18 @@ def load_config_file(path: str | Path) -> dict:
     return data
 
 
+def flatten(partial: dict, prefix: str = "") -> dict:
+    """A nested dict as dotted keys: ``{"model": {"depth": 6}}`` -> ``{"model.depth": 6}``."""
+    flat = {}
+    for k, v in partial.items():
+        if isinstance(v, dict):
+            flat.update(flatten(v, f"{prefix}{k}."))
+        else:
+            flat[prefix + k] = v
+    return flat
+
+
 def merge(cfg, partial: dict):
     """``cfg`` with a nested partial dict laid over it."""
-    flat = {}
-
-    def walk(d, prefix):
-        for k, v in d.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                flat[prefix + k] = v
-
-    walk(partial, "")
-    return apply_overrides(cfg, flat)
+    return apply_overrides(cfg, flatten(partial))
 

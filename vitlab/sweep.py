@@ -181,10 +181,11 @@ def plot_sweep(rows: list[dict], metric: str, path: Path) -> None:
 
 
 def _mean_std(mean, std, metric: str) -> str:
+    """``mean ± std``, or the mean alone where the seeds agree exactly (parameters, epochs) or there is one seed."""
     if mean is None:
         return ""
-    digits = 0 if metric in ("params", "epochs") else 4
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    digits = 0 if metric in ("params", "epochs", "best_epoch", "processes") else 4
+    return f"{mean:.{digits}f}" if not std else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def _safe(name: str) -> str:

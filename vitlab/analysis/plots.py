@@ -131,3 +131,34 @@ def plot_patch_embed_components(components: torch.Tensor, explained: torch.Tenso
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_mask(image: torch.Tensor, mask: torch.Tensor, classes: list[str], path: str | Path) -> None:
+    """The image, and its predicted mask over it, with a legend of the classes the mask holds.
+
+    Args:
+        image: uint8 (C, H, W), as the model saw it.
+        mask: int (H, W) class indices.
+        classes: the class names, index 0 first (background for the digit canvases).
+    """
+    img, cmap = _image_for_display(image)
+    present = sorted(int(c) for c in torch.unique(mask))
+    palette = plt.get_cmap("tab20", max(len(classes), 2))
+    fig, (ax_img, ax_mask) = plt.subplots(1, 2, figsize=(6.4, 3.4))
+    ax_img.imshow(img, cmap=cmap)
+    ax_img.set_title("image", fontsize=8)
+    ax_mask.imshow(img, cmap=cmap)
+    colours = palette(mask.numpy())
+    colours[..., 3] = np.where(mask.numpy() == 0, 0.0, 0.6)  # class 0 (background) left clear
+    ax_mask.imshow(colours)
+    ax_mask.set_title("predicted mask", fontsize=8)
+    shown = [c for c in present if c != 0]
+    if shown:
+        handles = [plt.Rectangle((0, 0), 1, 1, color=palette(c)) for c in shown]
+        ax_mask.legend(handles, [classes[c] for c in shown], fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    for ax in (ax_img, ax_mask):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

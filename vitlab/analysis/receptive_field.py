@@ -234,6 +234,11 @@ _COLUMNS = (("name", "layer"), ("kernel", "k"), ("stride", "s"), ("padding", "p"
             ("r", "r"), ("j", "j"), ("start", "start"), ("size", "size"))
 
 
+LEGEND = ("k kernel, s stride, p padding, d dilation; r: receptive field, the input pixels one output unit sees "
+          "(per side); j: jump, the input pixels between neighbouring output units; start: the input position of "
+          "the first output unit's centre (pixel centres at 0.5, 1.5, ...); size: the output side")
+
+
 def _cell(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 

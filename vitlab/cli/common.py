@@ -38,21 +38,32 @@ def parse_overrides(tokens: list[str]) -> dict[str, str]:
 
 def build_run_config(args, overrides: dict[str, str]):
     """Recipe (of ``--task``) -> ``--config`` file -> ``--size`` -> ``--section.key VALUE`` flags, each laid over
-    the one before."""
-    from dataclasses import asdict
+    the one before. Returns the configuration and the dotted keys the person set (file, size and flags): what
+    ``vitlab.recipes.fit_to_data`` leaves alone."""
+    from dataclasses import asdict, replace
 
     from ..config import SIZES, size_config
-    from ..configio import apply_overrides, load_config_file, merge
+    from ..configio import apply_overrides, flatten, load_config_file, merge
     from ..recipes import recipe
 
     cfg = recipe(args.recipe, args.task)
+    explicit = set(overrides)
+    base_epochs, base_warmup = cfg.optim.epochs, cfg.optim.warmup_epochs
     if args.config:
-        cfg = merge(cfg, load_config_file(args.config))
+        partial = load_config_file(args.config)
+        cfg = merge(cfg, partial)
+        explicit |= set(flatten(partial))
     if args.size:
         size = size_config(args.size, **{k: v for k, v in asdict(cfg.model).items()
                                          if k not in next(iter(SIZES.values()))})
         cfg = merge(cfg, {"model": asdict(size)})
-    return apply_overrides(cfg, overrides)
+        explicit |= {f"model.{k}" for k in next(iter(SIZES.values()))}
+    cfg = apply_overrides(cfg, overrides)
+    if "optim.epochs" in explicit and "optim.warmup_epochs" not in explicit and cfg.optim.epochs < base_epochs:
+        # a shorter run than the recipe's: its warm-up shrinks in proportion, so that the learning rate still
+        # decays (the recipe's 3 warm-up epochs would be the whole of --epochs 2)
+        cfg = replace(cfg, optim=replace(cfg.optim, warmup_epochs=base_warmup * cfg.optim.epochs / base_epochs))
+    return cfg, explicit
 
 
 def no_extra(rest: list[str]) -> None:

@@ -7,30 +7,64 @@ from .common import CLIError, no_extra
 
 
 def cmd_predict(args, rest: list[str]) -> int:
+    """Classes (top k) of image files for a classifier; a mask over each image for a segmentation run."""
+    import json
+
     import torch
 
     from ..data import Normalize
-    from ..data.images import load_image
-    from ..train import load_model
+    from ..data.images import describe_fit, image_header, load_image
+    from ..train.artifacts import load_any
 
     no_extra(rest)
     if args.top_k < 1:
         raise CLIError(f"--top-k must be >= 1 (the number of classes to print per image), got {args.top_k}")
-    model, meta = load_model(args.run)
+    model, meta = load_any(args.run)
     cfg = model.cfg
     normalize = Normalize(meta["mean"], meta["std"])
-    classes = meta.get("classes") or [str(i) for i in range(cfg.num_classes)]
-    images = torch.stack([load_image(p, channels=cfg.in_chans, size=cfg.img_size, invert=args.invert)
+    resize = meta.get("resize", "center-crop")
+    classes = meta.get("classes") or [str(i) for i in range(getattr(model, "num_classes", cfg.num_classes))]
+    fitted = [describe_fit(image_header(p)[1], cfg.img_size, resize) for p in args.images]
+    images = torch.stack([load_image(p, channels=cfg.in_chans, size=cfg.img_size, invert=args.invert, resize=resize)
                           for p in args.images])  # (B, C, H, W) uint8
     with torch.no_grad():
-        probs = model(normalize(images)).softmax(-1)
-    k = min(args.top_k, probs.shape[-1])
-    top_p, top_i = probs.topk(k, dim=-1)
-    for path, ps, idx in zip(args.images, top_p.tolist(), top_i.tolist()):
-        print(f"{path}: " + ", ".join(f"{classes[i]} {p:.4f}" for p, i in zip(ps, idx)))
+        probs = model(normalize(images)).softmax(1)  # (B, K) or, segmenting, (B, K, H, W)
+    results = []
+    if meta.get("task") == "segment" or probs.ndim == 4:
+        masks = probs.argmax(1)  # (B, H, W)
+        out = Path(args.out or "masks")
+        out.mkdir(parents=True, exist_ok=True)
+        for path, how, image, mask in zip(args.images, fitted, images, masks):
+            share = torch.bincount(mask.flatten(), minlength=len(classes)).float() / mask.numel()
+            target = out / f"{Path(path).stem}-mask.png"
+            write_mask_overlay(image, mask, classes, target)
+            results.append({"image": str(path), "fitted": how, "mask": str(target),
+                            "pixels": {classes[i]: round(float(f), 4) for i, f in enumerate(share) if f > 0}})
+    else:
+        k = min(args.top_k, probs.shape[-1])  # clipped to the number of classes
+        top_p, top_i = probs.topk(k, dim=-1)
+        results = [{"image": str(path), "fitted": how,
+                    "top": [{"class": classes[i], "p": round(p, 6)} for p, i in zip(ps, idx)]}
+                   for path, how, ps, idx in zip(args.images, fitted, top_p.tolist(), top_i.tolist())]
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        for r in results:
+            said = (", ".join(f"{c['class']} {c['p']:.4f}" for c in r["top"]) if "top" in r else
+                    "mask " + r["mask"] + " (" + ", ".join(f"{c} {f:.1%}" for c, f in r["pixels"].items()) + ")")
+            print(f"{r['image']} ({r['fitted']}): {said}")
     if args.attention:
+        if "top" not in results[0]:
+            raise CLIError("--attention draws a classifier's attention; this is a segmentation model")
         write_attention_figures(model, normalize, images, args.images, args.attention)
     return 0
+
+
+def write_mask_overlay(image, mask, classes: list[str], path: Path) -> None:
+    """The image and its predicted mask side by side, the mask's classes in a legend."""
+    from ..analysis.plots import plot_mask
+
+    plot_mask(image, mask, classes, path)
 
 
 def cmd_models(args, rest: list[str]) -> int:
@@ -69,6 +103,9 @@ def cmd_rf(args, rest: list[str]) -> int:
     # a stem name (vitlab.layers.stems) stands for its layer stack at --patch-size
     specs = stem_specs(args.spec, args.patch_size) if args.spec in STEMS else parse_spec(args.spec)
     print(format_table(receptive_field(specs, input_size=args.input_size)))
+    from ..analysis.receptive_field import LEGEND
+
+    print(LEGEND if args.input_size else LEGEND.replace("; size: the output side", ""))
     return 0
 
 

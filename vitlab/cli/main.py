@@ -23,10 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_commands(sub)
 
-    p = sub.add_parser("predict", help="top-k classes for image files")
-    p.add_argument("run", help="run folder (or model.safetensors)")
+    p = sub.add_parser("predict", help="top-k classes for image files, or a mask over each for a segmentation run",
+                       description="Each image is fitted to the model's size as in training (data.resize: "
+                                   "center-crop unless the run said otherwise); the output says how.")
+    p.add_argument("run", help="run folder, or a model file (model.safetensors, or one `vitlab import` wrote)")
     p.add_argument("images", nargs="+", help="image files (any format PIL reads)")
-    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--top-k", type=int, default=3, help="classes to print per image (clipped to the class count)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON, for scripts")
+    p.add_argument("--out", metavar="DIR", help="segmentation: folder for the <image>-mask.png files (default: masks)")
     p.add_argument("--invert", action="store_true", help="invert grey levels (dark ink on light paper)")
     p.add_argument("--attention", metavar="PNG", help="also draw attention rollout and last-layer heads; "
                                                        "several images write PNG's stem-<i>.png, one per image")

@@ -14,9 +14,7 @@ def add_train_arguments(p: argparse.ArgumentParser, *, task: str | None) -> None
     """The flags of `vitlab train` (and of `vitlab pretrain`, its short form for ``--task pretrain``)."""
     if task is None:
         p.add_argument("--task", choices=("classify", "segment", "pretrain"), help=f"what to train: {TASK_HELP}")
-    p.add_argument("--recipe", help="starting configuration of the task (vitlab/recipes: classify: digits, mnist, "
-                                    "fashion-mnist; segment: segment; pretrain: digits, fashion-mnist); default: "
-                                    "the task's first")
+    p.add_argument("--recipe", help=f"starting configuration of the task (vitlab/recipes): {recipes_help()}")
     p.add_argument("--config", help="JSON or TOML file with (part of) a run configuration")
     p.add_argument("--size", help="model size from the table: Ti, S, B, L, H (sets width/depth/heads/mlp/patch)")
     p.add_argument("--resume", metavar="RUN", help="continue the run folder RUN from its last checkpoint (from step 0 "
@@ -54,7 +52,12 @@ def cmd_train(args, rest: list[str]) -> int:
                            f"{fixed + given + (['--task'] if args.command == 'train' and args.task else [])}")
         cfg = apply_overrides(load_run_config(args.resume), overrides)
     else:
-        cfg = build_run_config(args, overrides)
+        from ..recipes import fit_to_data
+
+        cfg, explicit = build_run_config(args, overrides)
+        cfg, note = fit_to_data(cfg, explicit)
+        if note and torchrun_rank() == 0:
+            print(note)
     run_dir = fit(cfg, resume=args.resume, rollback=args.rollback, overwrite=args.overwrite, argv=args.argv)
     if torchrun_rank() > 0:  # rank 0 wrote the run folder and reports it
         return 0
@@ -70,11 +73,27 @@ def cmd_train(args, rest: list[str]) -> int:
 
 
 def cmd_eval(args, rest: list[str]) -> int:
-    """Score a run's final model on its test split (what the run itself did once, at its end)."""
+    """Score a run's final model on its test split (what the run itself did once, at its end), or a model file
+    (one `vitlab import` wrote, say) on the test split of ``--data``."""
+    from dataclasses import replace
+
+    from ..config import DataConfig, RunConfig
     from ..train import load_run_config
+    from ..train.checkpoint import load_meta
 
     no_extra(rest)
-    cfg = load_run_config(args.run)
+    run = Path(args.run)
+    if run.is_dir() and (run / "config.json").is_file():
+        cfg = load_run_config(run)
+        if args.data:
+            cfg = replace(cfg, data=replace(cfg.data, name=args.data))
+    else:
+        if not args.data:
+            raise CLIError(f"{run} is a model file, not a run folder: say which data to score it on with --data "
+                           f"SOURCE (e.g. --data folder:PATH)")
+        meta = load_meta(run / "model.safetensors" if run.is_dir() else run)
+        cfg = RunConfig(task=meta.get("task", "segment" if "segment" in meta else "classify"),
+                        data=DataConfig(name=args.data, resize=meta.get("resize", "center-crop")))
     return {"classify": _eval_classify, "segment": _eval_segment, "pretrain": _eval_pretrain}[cfg.task](cfg, args)
 
 
@@ -86,13 +105,18 @@ def _eval_classify(cfg, args) -> int:
     from ..train.plots import plot_confusion
 
     model, meta = load_model(args.run)
+    if cfg.data.name.startswith("folder:") and not cfg.data.img_size:  # fitted to the model, as in training
+        from dataclasses import replace
+
+        cfg = replace(cfg, data=replace(cfg.data, img_size=model.cfg.img_size, channels=model.cfg.in_chans))
     test = load_data(cfg.data).test
     ev = evaluate(model, test, Normalize(meta["mean"], meta["std"]))
     classes = meta.get("classes", test.classes)
     n = len(classes)
     cm = np.zeros((n, n), dtype=np.int64)
     np.add.at(cm, (test.labels.numpy(), ev["pred"].numpy()), 1)
-    out = Path(args.out) if args.out else Path(args.run) / "confusion.png"
+    out = Path(args.out) if args.out else (Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
+                                           ) / "confusion.png"
     plot_confusion(cm, classes, out, title=f"{cfg.data.name}: test accuracy {ev['acc']:.4f}")
     print(f"test accuracy {ev['acc']:.4f} ({int(np.trace(cm))}/{len(test)}), loss {ev['loss']:.4f}")
     print("class  recall  support")
@@ -158,7 +182,7 @@ def cmd_sweep(args, rest: list[str]) -> int:
     overrides = parse_overrides(overrides_tokens)
     if targs.quiet:
         overrides["progress"] = "false"
-    base = build_run_config(targs, overrides)
+    base, _ = build_run_config(targs, overrides)
     out = Path(args.out) if args.out else Path(base.out_dir) / "sweep"
     run_sweep(base, grid, seeds=args.seeds, out_dir=out, overwrite=args.overwrite)
     print((out / "sweep.md").read_text())
@@ -166,11 +190,21 @@ def cmd_sweep(args, rest: list[str]) -> int:
     return 0
 
 
+def recipes_help() -> str:
+    from ..recipes import DEFAULT_RECIPES, RECIPES
+
+    return "; ".join(f"{task}: " + ", ".join(f"{name}{' (default)' if name == DEFAULT_RECIPES[task] else ''}"
+                                            for name in names) for task, names in RECIPES.items())
+
+
 def add_train_commands(sub) -> None:
     p = sub.add_parser("train", help="train a model: classify, segment or pretrain (default: the digits classifier)",
-                       description="One loop for every task. Any configuration key can be set as --section.key "
+                       description="One loop for every task. Tasks (--task) and their recipes (--recipe): "
+                                   f"{recipes_help()}. Any configuration key can be set as --section.key "
                                    "VALUE, e.g. --model.depth 6 --optim.lr 3e-3 --pretrain.tau 0.1. Short forms: "
-                                   "--epochs, --batch-size, --lr, --data, --tau, --seed, --name, --device. "
+                                   "--epochs, --batch-size, --lr, --data, --tau, --seed, --name, --device. With "
+                                   "--data SOURCE the model keys not set are fitted to the data (one line says "
+                                   "how); a shorter --epochs than the recipe's shrinks its warm-up in proportion. "
                                    "Per-epoch metrics and best.safetensors use the validation split; the test "
                                    "split is scored once, at the end.")
     add_train_arguments(p, task=None)
@@ -181,7 +215,8 @@ def add_train_commands(sub) -> None:
 
     p = sub.add_parser("eval", help="score a run's final model on its test split: accuracy and confusion matrix, "
                                     "mIoU and per-class IoU, or kNN accuracy")
-    p.add_argument("run", help="run folder")
+    p.add_argument("run", help="run folder, or a model file (then --data says which test split)")
+    p.add_argument("--data", metavar="SOURCE", help="score on this source's test split instead of the run's")
     p.add_argument("--out", help="confusion-matrix PNG (default: RUN/confusion.png)")
     p.set_defaults(func=cmd_eval)
 

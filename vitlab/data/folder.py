@@ -10,22 +10,26 @@ Where no validation folder is given, ``vitlab.data.load_data`` carves one from t
 
 Class names are the sub-folder names in sorted order, so label ``i`` means the same class
 on every machine whatever order the file system lists them in. Images are decoded with PIL,
-converted to L (1 channel) or RGB (3) and optionally resized (bicubic, antialiased); they
-are written straight into one preallocated array, so memory is that of the uint8 set.
+converted to L (1 channel) or RGB (3), the mode most of them have, and fitted to one size by
+``data.resize`` (vitlab.data.images); they are written straight into one preallocated array, so
+memory is that of the uint8 set. :func:`inspect_folder` reads only the files' headers (modes,
+sizes), for choosing a model that fits before anything is decoded.
 """
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from ..config import DEFAULT_MAX_PIXELS
 from ..errors import DataError, MissingFileError
 from .dataset import ImageSet
+from .images import image_header, read_image_array
 from .splits import stratified_split
-from .images import read_image_array
 
 log = logging.getLogger(__name__)
 
@@ -52,31 +56,98 @@ def list_classes(root: Path) -> list[tuple[str, list[Path]]]:
     return out
 
 
+@dataclass
+class FolderInfo:
+    """What an image folder holds, read from the files' headers only (no pixel is decoded): the layout's
+    splits (name -> root), the class names (sorted), and over every image the PIL modes and sizes."""
+
+    splits: dict[str, Path]
+    classes: list[str]
+    files: int
+    modes: Counter = field(default_factory=Counter)
+    sizes: Counter = field(default_factory=Counter)  # (W, H) -> count
+    unreadable: list[str] = field(default_factory=list)
+
+    @property
+    def channels(self) -> int:
+        """1 if most images are greyscale (mode L and kin), else 3."""
+        grey = sum(n for mode, n in self.modes.items() if mode in GREY_MODES)
+        return 1 if grey * 2 > sum(self.modes.values()) else 3
+
+    def converted(self, channels: int) -> int:
+        """How many images are not already in the mode ``channels`` means, so PIL converts them."""
+        keep = GREY_MODES if channels == 1 else {"RGB"}
+        return sum(n for mode, n in self.modes.items() if mode not in keep)
+
+
+def folder_splits(root: Path) -> dict[str, Path]:
+    """The layout (module docstring): {'train': .., 'test': ..[, 'val': ..]} or {'all': root}."""
+    has = {n: (root / n).is_dir() for n in ("train", "val", "test")}
+    if has["train"] and (has["test"] or has["val"]):
+        if has["test"] and has["val"]:
+            return {"train": root / "train", "val": root / "val", "test": root / "test"}
+        return {"train": root / "train", "test": root / ("test" if has["test"] else "val")}
+    return {"all": root}
+
+
+def inspect_folder(root: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, skip_bad: bool = False) -> FolderInfo:
+    """The :class:`FolderInfo` of ``root``: every image's header, none decoded."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MissingFileError(f"image folder {root} does not exist")
+    splits = folder_splits(root)
+    first = next(iter(splits.values()))
+    info = FolderInfo(splits, [name for name, _ in list_classes(first)], 0)
+    for split_root in splits.values():
+        for _, files in list_classes(split_root):
+            for f in files:
+                try:
+                    mode, size = image_header(f, max_pixels)
+                except DataError as e:
+                    if not skip_bad:
+                        raise
+                    info.unreadable.append(str(e))
+                    continue
+                info.modes[mode] += 1
+                info.sizes[size] += 1
+                info.files += 1
+    return info
+
+
 def infer_channels(files: list[Path], *, skip_bad: bool = False) -> int:
-    """1 if the first readable image is greyscale (mode L and kin), else 3."""
+    """1 if most of ``files`` are greyscale (mode L and kin), else 3; a minority in the other mode is converted
+    (and counted in the log)."""
+    modes: Counter = Counter()
     for f in files:
         try:
-            with Image.open(f) as img:
-                return 1 if img.mode in GREY_MODES else 3
-        except (OSError, SyntaxError, ValueError) as e:
+            modes[image_header(f)[0]] += 1
+        except DataError:
             if not skip_bad:
-                raise DataError(f"cannot read image {f}: {e}") from e
-    raise DataError(f"none of the {len(files)} images could be read to infer the number of channels")
+                raise
+    if not modes:
+        raise DataError(f"none of the {len(files)} images could be read to infer the number of channels")
+    info = FolderInfo({}, [], sum(modes.values()), modes)
+    channels, converted = info.channels, info.converted(info.channels)
+    if converted:
+        log.info("channels: %d (the majority of %d images); %d image(s) in other modes (%s) are converted", channels,
+                 info.files, converted, ", ".join(f"{m} {n}" for m, n in sorted(modes.items())))
+    return channels
 
 
 def decode_images(files: list[Path], labels: np.ndarray, *, channels: int, size: int | None,
-                  skip_bad: bool = False, shape: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  skip_bad: bool = False, shape: tuple[int, int, int] | None = None, resize: str = "center-crop",
+                  max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, np.ndarray]:
     """Decode ``files`` into uint8 (N, C, H, W), dropping unreadable ones when ``skip_bad``.
 
-    Without ``size`` every image must have the size of the first (or ``shape``, when given).
-    Returns the images and the labels of the images kept.
+    With ``size`` every image is fitted to it by ``resize``; without, every image must have the size of the
+    first (or ``shape``, when given). Returns the images and the labels of the images kept.
     """
     out: np.ndarray | None = None
     keep = np.zeros(len(files), dtype=bool)
     bad: list[str] = []
     for i, path in enumerate(files):
         try:
-            arr = read_image_array(path, channels=channels, size=size)  # (C, H, W)
+            arr = read_image_array(path, channels=channels, size=size, resize=resize, max_pixels=max_pixels)
         except (DataError, MissingFileError) as e:
             if not skip_bad:
                 raise
@@ -86,8 +157,9 @@ def decode_images(files: list[Path], labels: np.ndarray, *, channels: int, size:
             shape = shape or arr.shape
             out = np.empty((len(files), *shape), dtype=np.uint8)  # (N, C, H, W)
         if arr.shape != shape:
-            raise DataError(f"image {path} is {arr.shape[1]}x{arr.shape[2]} but earlier images are "
-                            f"{shape[1]}x{shape[2]}: set data.img_size to resize every image to one size")
+            raise DataError(f"image {path} is {arr.shape[2]}x{arr.shape[1]} but earlier images are "
+                            f"{shape[2]}x{shape[1]}: set data.img_size to fit every image to one size "
+                            f"(by data.resize)")
         out[i] = arr
         keep[i] = True
     if bad:
@@ -98,7 +170,8 @@ def decode_images(files: list[Path], labels: np.ndarray, *, channels: int, size:
 
 
 def _read_split(root: Path, classes: list[str] | None, *, channels: int, size: int | None, skip_bad: bool,
-                shape: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                shape: tuple[int, int, int] | None = None, resize: str = "center-crop",
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, np.ndarray, list[str]]:
     found = list_classes(root)
     names = [name for name, _ in found]
     if classes is None:
@@ -108,7 +181,8 @@ def _read_split(root: Path, classes: list[str] | None, *, channels: int, size: i
                         f"training classes: {classes}")
     files = [f for _, fs in found for f in fs]
     labels = np.concatenate([np.full(len(fs), classes.index(name), dtype=np.int64) for name, fs in found])
-    images, labels = decode_images(files, labels, channels=channels, size=size, skip_bad=skip_bad, shape=shape)
+    images, labels = decode_images(files, labels, channels=channels, size=size, skip_bad=skip_bad, shape=shape,
+                                   resize=resize, max_pixels=max_pixels)
     for name, _ in found:
         if not (labels == classes.index(name)).any():
             raise DataError(f"class folder {root / name} has no readable images")
@@ -116,17 +190,22 @@ def _read_split(root: Path, classes: list[str] | None, *, channels: int, size: i
 
 
 def load_folder(root: str | Path, *, channels: int = 0, img_size: int = 0, test_split: float = 0.2,
-                seed: int = 0, skip_bad: bool = False) -> tuple[ImageSet, ImageSet | None, ImageSet]:
+                seed: int = 0, skip_bad: bool = False, resize: str = "center-crop",
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ImageSet, ImageSet | None, ImageSet]:
     """(train, validation or None, test) ImageSets from an image folder (layouts in the module docstring).
 
     Args:
         root: the folder.
-        channels: 1 (L) or 3 (RGB); 0 infers it from the first training image (greyscale -> 1, else 3).
-        img_size: resize every image to ``img_size`` × ``img_size``; 0 keeps the size, which must then agree.
+        channels: 1 (L) or 3 (RGB); 0 infers it from the training images (the majority's mode; the others are
+            converted, and counted in the log).
+        img_size: fit every image to ``img_size`` × ``img_size`` by ``resize``; 0 keeps the size, which must
+            then agree.
         test_split: the fraction of each class held out for testing when there are no ``train/`` and
             ``test/`` (or ``val/``) folders.
         seed: the seed of that split.
         skip_bad: log a warning listing unreadable images and leave them out, instead of raising.
+        resize: center-crop | squash | pad (vitlab.data.images).
+        max_pixels: refuse an image with more pixels (from its header, before decoding).
 
     Raises:
         MissingFileError: ``root`` does not exist.
@@ -137,24 +216,21 @@ def load_folder(root: str | Path, *, channels: int = 0, img_size: int = 0, test_
     if not root.is_dir():
         raise MissingFileError(f"image folder {root} does not exist")
     size = img_size or None
-    has = {n: (root / n).is_dir() for n in ("train", "val", "test")}
-    if has["train"] and (has["test"] or has["val"]):
-        train_root = root / "train"
-        c = channels or infer_channels([f for _, fs in list_classes(train_root) for f in fs], skip_bad=skip_bad)
-        x, y, classes = _read_split(train_root, None, channels=c, size=size, skip_bad=skip_bad)
-        train = ImageSet(torch.from_numpy(x), torch.from_numpy(y), classes)
+    splits = folder_splits(root)
+    train_root = splits.get("train", root)
+    c = channels or infer_channels([f for _, fs in list_classes(train_root) for f in fs], skip_bad=skip_bad)
+    kw = dict(channels=c, size=size, skip_bad=skip_bad, resize=resize, max_pixels=max_pixels)
+    x, y, classes = _read_split(train_root, None, **kw)
+    if "all" in splits:
+        train_idx, test_idx = stratified_split(y, test_split, seed, classes)
+        return (ImageSet(torch.from_numpy(x[train_idx]), torch.from_numpy(y[train_idx]), classes), None,
+                ImageSet(torch.from_numpy(x[test_idx]), torch.from_numpy(y[test_idx]), classes))
 
-        def read(name: str) -> ImageSet:
-            tx, ty, _ = _read_split(root / name, classes, channels=c, size=size, skip_bad=skip_bad, shape=x.shape[1:])
-            return ImageSet(torch.from_numpy(tx), torch.from_numpy(ty), classes)
+    def read(name: str) -> ImageSet:
+        tx, ty, _ = _read_split(splits[name], classes, shape=x.shape[1:], **kw)
+        return ImageSet(torch.from_numpy(tx), torch.from_numpy(ty), classes)
 
-        # train/ + val/ + test/: all three given; train/ + test/ or train/ + val/: that folder is the test
-        # split (ImageNet's val/ is its test set in practice) and the validation split is carved from train/
-        if has["test"] and has["val"]:
-            return train, read("val"), read("test")
-        return train, None, read("test" if has["test"] else "val")
-    c = channels or infer_channels([f for _, fs in list_classes(root) for f in fs], skip_bad=skip_bad)
-    x, y, classes = _read_split(root, None, channels=c, size=size, skip_bad=skip_bad)
-    train_idx, test_idx = stratified_split(y, test_split, seed, classes)
-    return (ImageSet(torch.from_numpy(x[train_idx]), torch.from_numpy(y[train_idx]), classes), None,
-            ImageSet(torch.from_numpy(x[test_idx]), torch.from_numpy(y[test_idx]), classes))
+    # train/ + val/ + test/: all three given; train/ + test/ or train/ + val/: that folder is the test split
+    # (ImageNet's val/ is its test set in practice) and the validation split is carved from train/
+    return (ImageSet(torch.from_numpy(x), torch.from_numpy(y), classes), read("val") if "val" in splits else None,
+            read("test"))

@@ -1,32 +1,76 @@
-"""Decoding one image file with PIL into the uint8 tensor the model's data pipeline expects."""
+"""Decoding one image file with PIL into the uint8 tensor the model's data pipeline expects.
+
+An image whose size is not the model's is fitted by an explicit policy (``data.resize``), the same in training,
+evaluation and ``vitlab predict``, and written into the exports' preprocessing:
+
+* ``center-crop`` (the default, as timm and torchvision evaluate): the shorter side to ``size`` (bicubic), then
+  the centre ``size`` × ``size`` (the arithmetic of HF's ``BitImageProcessor`` with ``shortest_edge`` and
+  ``crop_size``, so an HF export reproduces it);
+* ``squash``: both sides to ``size``, whatever the aspect ratio (HF's ``ViTImageProcessor``);
+* ``pad``: the longer side to ``size``, centred on black.
+
+A file with more pixels than ``max_pixels`` is refused from its header, before it is decoded (PIL's own
+decompression-bomb check, at 89.5 megapixels, otherwise warns or fails in its own words).
+"""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..config import DEFAULT_MAX_PIXELS, RESIZES
 from ..errors import DataError, MissingFileError
 
 
-def load_image(path: str | Path, *, channels: int, size: int | None = None, invert: bool = False) -> torch.Tensor:
-    """An image file as uint8 (C, H, W): converted to L (1 channel) or RGB (3), resized to ``size``.
+def fit_image(img: Image.Image, size: int, policy: str = "center-crop") -> Image.Image:
+    """``img`` as ``size`` × ``size`` by ``policy`` (module docstring); unchanged if it already is."""
+    w, h = img.size
+    if (w, h) == (size, size):
+        return img
+    if policy == "squash":
+        return img.resize((size, size), Image.Resampling.BICUBIC)
+    if policy == "center-crop":
+        nw, nh = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+        img = img.resize((nw, nh), Image.Resampling.BICUBIC)
+        left, top = (nw - size) // 2, (nh - size) // 2
+        return img.crop((left, top, left + size, top + size))
+    if policy == "pad":
+        scale = size / max(w, h)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        canvas = Image.new(img.mode, (size, size))
+        canvas.paste(img.resize((nw, nh), Image.Resampling.BICUBIC), ((size - nw) // 2, (size - nh) // 2))
+        return canvas
+    raise ValueError(f"resize policy {policy!r} is not one of {RESIZES}")
 
-    Resizing uses PIL's bicubic filter, which antialiases when shrinking.
-    """
-    arr = read_image_array(path, channels=channels, size=size)
+
+def describe_fit(original: tuple[int, int], size: int | None, policy: str) -> str:
+    """How an image of ``original`` (W, H) pixels reaches the model, e.g. '640x427 -> center-crop 64x64'."""
+    w, h = original
+    if size is None or (w, h) == (size, size):
+        return f"{w}x{h}"
+    return f"{w}x{h} -> {policy} {size}x{size}"
+
+
+def load_image(path: str | Path, *, channels: int, size: int | None = None, invert: bool = False,
+               resize: str = "center-crop", max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """An image file as uint8 (C, H, W): converted to L (1 channel) or RGB (3), fitted to ``size`` by ``resize``."""
+    arr = read_image_array(path, channels=channels, size=size, resize=resize, max_pixels=max_pixels)
     if invert:
         arr = 255 - arr
     return torch.from_numpy(arr.copy())  # a writable, contiguous copy
 
 
-def read_image_array(path: str | Path, *, channels: int, size: int | None = None) -> np.ndarray:
+def read_image_array(path: str | Path, *, channels: int, size: int | None = None, resize: str = "center-crop",
+                     max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """An image file as a uint8 numpy array (C, H, W); ``load_image`` without torch, for bulk loading.
 
     Raises:
         MissingFileError: ``path`` is not a file.
-        DataError: PIL cannot decode it (not an image, truncated, corrupt); the message names the file.
+        DataError: more than ``max_pixels`` pixels, or PIL cannot decode it (not an image, truncated, corrupt);
+            the message names the file.
     """
     path = Path(path)
     if channels not in (1, 3):
@@ -34,11 +78,30 @@ def read_image_array(path: str | Path, *, channels: int, size: int | None = None
     if not path.is_file():
         raise MissingFileError(f"image file {path} does not exist")
     try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            if size is not None and img.size != (size, size):
-                img = img.resize((size, size), Image.Resampling.BICUBIC)
-            arr = np.asarray(img, dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, in our own words
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > max_pixels:
+                    raise DataError(f"image {path} has {w}x{h} = {w * h:,} pixels, more than data.max_pixels="
+                                    f"{max_pixels:,} (a decompression bomb?); raise data.max_pixels to read it")
+                img = img.convert("L" if channels == 1 else "RGB")
+                if size is not None:
+                    img = fit_image(img, size, resize)
+                arr = np.asarray(img, dtype=np.uint8)
+    except DataError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"cannot read image {path}: {e}") from e
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (H, W[, C]) -> (C, H, W)
+
+
+def image_header(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str, tuple[int, int]]:
+    """(PIL mode, (W, H)) of an image file from its header, without decoding its pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return img.mode, img.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"cannot read image {path}: {e}") from e

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import DataError, MissingFileError
 from .cifar import load_cifar10
-from .dataset import Splits
+from .dataset import ImageSet, Splits
 from .digits import load_digits_split
 from .folder import load_folder
 from .idx import FASHION_MNIST_CLASSES, MNIST_CLASSES, default_fashion_mnist_dir, load_idx_dir
@@ -74,9 +74,22 @@ def load_data(cfg: DataConfig) -> Splits:
         train, test = load_cifar10(path)
     elif source == "folder":
         train, val, test = load_folder(path, channels=cfg.channels, img_size=cfg.img_size, test_split=cfg.test_split,
-                                       seed=cfg.split_seed, skip_bad=cfg.skip_bad)
+                                       seed=cfg.split_seed, skip_bad=cfg.skip_bad, resize=cfg.resize,
+                                       max_pixels=cfg.max_pixels)
     else:
         raise AssertionError(f"source {source!r} is in SOURCES but has no loader")  # unreachable
     if val is None:
         train, val = carve_validation(train, cfg.val_split, cfg.split_seed)
-    return Splits(train, val, test)
+    splits = Splits(train, val, test)
+    return rename_classes(splits, cfg.classes) if cfg.classes else splits
+
+
+def rename_classes(splits: Splits, names: str) -> Splits:
+    """``data.classes``: comma-separated names for a source's classes, in label order (idx and CIFAR files
+    carry none, or only numbers)."""
+    given = [n.strip() for n in names.split(",")]
+    have = splits.train.classes
+    if len(given) != len(have) or not all(given):
+        raise DataError(f"data.classes names {len(given)} class(es) ({names!r}) but the data has {len(have)}: "
+                        f"{have}")
+    return Splits(*(ImageSet(s.images, s.labels, given) for s in splits))

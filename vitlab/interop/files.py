@@ -123,13 +123,13 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], ModelConfig | None, dict
     if path.suffix == ".safetensors" and path.is_file():
         tensors, meta = load_tensors(path)
         if "model" in meta and not any(k.startswith("model.") for k in tensors):  # a vitlab model file
-            return tensors, from_dict(ModelConfig, meta["model"]), {k: meta[k] for k in ("mean", "std", "classes")
-                                                                   if k in meta}
+            return tensors, from_dict(ModelConfig, meta["model"]), {k: meta[k] for k in ("mean", "std", "classes",
+                                                                                          "resize") if k in meta}
     sd = load_state_dict_file(path)
     exported = _timm_export_meta(path)
     if exported is not None:
         cfg = config_from_timm_args(exported["timm_args"], norm_eps=exported.get("norm_eps", TIMM_NORM_EPS))
-        return sd, cfg, {k: exported[k] for k in ("mean", "std", "classes") if k in exported}
+        return sd, cfg, {k: exported[k] for k in ("mean", "std", "classes", "resize") if k in exported}
     beside = path.parent / "config.json"
     if beside.is_file() and detect_format(sd) == "hf":
         cfg = _hf_config_file(beside)
@@ -156,6 +156,7 @@ def _hf_preprocessing(folder: Path, cfg: ModelConfig) -> dict:
         raw = json.loads(pre.read_text())
         if "image_mean" in raw and "image_std" in raw:
             out |= {"mean": _per_channel(raw["image_mean"], cfg), "std": _per_channel(raw["image_std"], cfg)}
+        out["resize"] = "center-crop" if raw.get("do_center_crop") else "squash"
     labels = json.loads((folder / "config.json").read_text()).get("id2label") or {}
     names = [labels.get(str(i), labels.get(i)) for i in range(cfg.num_classes)]
     if cfg.num_classes and all(names) and names != [f"LABEL_{i}" for i in range(cfg.num_classes)]:
@@ -277,15 +278,26 @@ def hf_config(cfg: ModelConfig, classes: list[str] | None = None):
     return hc
 
 
-def hf_image_processor(cfg: ModelConfig, mean: list[float], std: list[float]):
-    """The ``ViTImageProcessor`` that prepares an image as vitlab does: resize to img_size × img_size with
-    bicubic resampling, scale to [0, 1], standardise with the run's mean and std."""
+def hf_image_processor(cfg: ModelConfig, mean: list[float], std: list[float], resize: str = "center-crop"):
+    """The HF image processor that prepares an image as vitlab does (checked against HF's own in the tests): fit to
+    img_size × img_size by ``resize`` with bicubic resampling, scale to [0, 1], standardise with the run's mean and
+    std. center-crop is HF's ``BitImageProcessor`` (shortest edge, then the centre crop), squash its
+    ``ViTImageProcessor``; HF has no centred padding, so ``pad`` exports the squash with a warning."""
+    require("transformers", "hf", "an HF export")
+    import transformers
     from PIL import Image
-    from transformers import ViTImageProcessor
 
-    return ViTImageProcessor(do_resize=True, size={"height": cfg.img_size, "width": cfg.img_size},
-                             resample=Image.Resampling.BICUBIC, do_rescale=True, rescale_factor=1 / 255,
-                             do_normalize=True, image_mean=list(mean), image_std=list(std))
+    common = dict(do_resize=True, resample=Image.Resampling.BICUBIC, do_rescale=True, rescale_factor=1 / 255,
+                  do_normalize=True, image_mean=list(mean), image_std=list(std))
+    if resize == "center-crop":
+        cls = getattr(transformers, "BitImageProcessorPil", None) or transformers.BitImageProcessor
+        return cls(size={"shortest_edge": cfg.img_size}, do_center_crop=True,
+                   crop_size={"height": cfg.img_size, "width": cfg.img_size}, do_convert_rgb=False, **common)
+    if resize == "pad":
+        log.warning("HF's image processors have no centred padding: the HF export squashes images to %dx%d, where "
+                    "vitlab pads them (data.resize=pad)", cfg.img_size, cfg.img_size)
+    cls = getattr(transformers, "ViTImageProcessorPil", None) or transformers.ViTImageProcessor
+    return cls(size={"height": cfg.img_size, "width": cfg.img_size}, **common)
 
 
 def export_weights(model: ViT, path: str | Path, fmt: str) -> Path:
@@ -318,7 +330,7 @@ def export_model(model: ViT, meta: dict, path: str | Path, fmt: str) -> Path:
             raise InteropError(f"cannot export to hf: unmapped weights {sorted(set(sd) - set(from_hf(out)))}")
         path.mkdir(parents=True, exist_ok=True)
         hc.save_pretrained(str(path))
-        hf_image_processor(cfg, meta["mean"], meta["std"]).save_pretrained(str(path))
+        hf_image_processor(cfg, meta["mean"], meta["std"], meta.get("resize", "center-crop")).save_pretrained(str(path))
         save_file(out, str(path / "model.safetensors"), metadata={"format": "pt"})
     elif fmt == "timm":
         _check_exportable(cfg, "timm")
@@ -328,7 +340,7 @@ def export_model(model: ViT, meta: dict, path: str | Path, fmt: str) -> Path:
                         "partial(nn.LayerNorm, eps=%g) to match", TIMM_NORM_EPS, cfg.norm_eps, cfg.norm_eps)
         out = to_timm(sd)
         exported = {"timm_args": timm_args(cfg), "norm_eps": cfg.norm_eps,
-                    **{k: meta[k] for k in ("mean", "std", "classes") if k in meta}}
+                    **{k: meta[k] for k in ("mean", "std", "classes", "resize") if k in meta}}
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".safetensors":
             save_file(out, str(path), metadata={"format": "pt", EXPORT_META_KEY: json.dumps(exported)})

@@ -45,7 +45,7 @@ def export_onnx(model: ViT, path: str | Path, *, opset: int = DEFAULT_OPSET, met
 
     Args:
         meta: the preprocessing (``mean``, ``std``, ``classes``) stored in the file's metadata (``metadata_props``:
-            ``mean``, ``std``, ``classes`` as JSON, ``input``, ``img_size``, ``resample``).
+            ``mean``, ``std``, ``classes`` as JSON, ``input``, ``img_size``, ``resample``, ``resize``).
         pixels: put the normalisation inside the graph, so that the model takes images scaled to [0, 1]
             (``input='pixels in [0, 1]'``); otherwise it takes standardised images (``input='standardised'``).
 
@@ -91,7 +91,8 @@ def export_onnx(model: ViT, path: str | Path, *, opset: int = DEFAULT_OPSET, met
             proto = onnx.load(str(tmp))
             props = {"mean": json.dumps(list(meta.get("mean", []))), "std": json.dumps(list(meta.get("std", []))),
                      "classes": json.dumps(list(meta.get("classes", []))), "img_size": str(cfg.img_size),
-                     "resample": "bicubic", "input": "pixels in [0, 1]" if pixels else "standardised"}
+                     "resample": "bicubic", "resize": meta.get("resize", "center-crop"),
+                     "input": "pixels in [0, 1]" if pixels else "standardised"}
             onnx.helper.set_model_props(proto, props)
             onnx.save(proto, str(tmp), save_as_external_data=external)
             _check(tmp, exported, example, opset)
@@ -132,4 +133,4 @@ def read_onnx_meta(path: str | Path) -> dict:
 
     props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     out = {k: json.loads(props[k]) for k in ("mean", "std", "classes") if k in props}
-    return {**out, **{k: props[k] for k in ("img_size", "resample", "input") if k in props}}
+    return {**out, **{k: props[k] for k in ("img_size", "resample", "resize", "input") if k in props}}

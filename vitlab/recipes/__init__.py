@@ -8,6 +8,7 @@ the one task's recipe of that name (``--recipe segment``); without either, each 
 from ..config import RunConfig
 from ..errors import ConfigError
 from .digits import digits
+from .from_data import fit_to_data
 from .mnist import fashion_mnist, mnist
 from .pretrain_digits import pretrain_digits
 from .pretrain_fashion_mnist import pretrain_fashion_mnist
@@ -40,5 +41,5 @@ def recipe(name: str | None = None, task: str | None = None) -> RunConfig:
     return RECIPES[task][name]()
 
 
-__all__ = ["DEFAULT_RECIPES", "RECIPES", "digits", "fashion_mnist", "mnist", "pretrain_digits",
+__all__ = ["DEFAULT_RECIPES", "RECIPES", "digits", "fashion_mnist", "fit_to_data", "mnist", "pretrain_digits",
            "pretrain_fashion_mnist", "recipe", "segment"]

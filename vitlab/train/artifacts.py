@@ -12,7 +12,7 @@ from ..configio import from_dict
 from ..models import ViT
 from ..models.projection import ProjectionHead
 from ..models.segmenter import Segmenter
-from .checkpoint import CheckpointError, load_model_state, load_tensors, save_tensors
+from .checkpoint import CheckpointError, load_meta, load_model_state, load_tensors, save_tensors
 
 MODEL_FILE = "model.safetensors"
 PROJECTION_FILE = "projection.safetensors"
@@ -59,6 +59,12 @@ def load_segmenter(path: str | Path, device: str | torch.device = "cpu") -> tupl
                       num_classes=int(meta["num_classes"])).to(device)
     load_model_state(model, tensors, str(path))
     return model.eval(), meta
+
+
+def load_any(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """A classifier (ViT) or a segmentation model (Segmenter), whichever the model file holds, and its metadata."""
+    meta = load_meta(_model_file(path))
+    return (load_segmenter if "segment" in meta else load_model)(path, device)
 
 
 def save_projection(path: str | Path, head: ProjectionHead) -> None:

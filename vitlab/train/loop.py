@@ -37,6 +37,7 @@ from ..models import count_params
 from .artifacts import MODEL_FILE
 from .checkpoint import (BEST, CHECKPOINT, STEP_CHECKPOINT, Progress, load_meta, restore_checkpoint,
                          save_checkpoint)
+from .events import Events
 from .distributed import (agree, broadcast_buffers, data_parallel, gather_objects, is_distributed,
                           launched_by_torchrun, leaves_process_group, on_main_process, rank, setup_distributed, shard,
                           sum_over_processes, timeout_is_one_line, torchrun_processes, world_size)
@@ -130,7 +131,7 @@ def _train(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, pr
     main_process, device = rank() == 0, ctx.device
     metrics_path = run_dir / METRICS
     meta = {"task": cfg.task, "mean": ctx.normalize.mean.flatten().tolist(),
-            "std": ctx.normalize.std.flatten().tolist(), "classes": splits.train.classes}
+            "std": ctx.normalize.std.flatten().tolist(), "classes": splits.train.classes, "resize": cfg.data.resize}
     if main_process:
         with _disk_full_is_one_line(run_dir, progress):
             if rollback is not None:
@@ -150,6 +151,19 @@ def _train(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, pr
         log.info("resumed %s at epoch %d, step %d%s", run_dir, progress.epoch, progress.step,
                  f" (batch {progress.batch} of epoch {progress.epoch + 1})" if progress.batch else "")
 
+    events = Events(run_dir, enabled=cfg.tensorboard and main_process,
+                    purge_step=progress.step if resume is not None else None)
+    try:
+        return _epochs(cfg, task, ctx, splits, module, trained, optimizer, progress, rng, run_dir, meta, events,
+                       steps_per_epoch=steps_per_epoch, total_steps=total_steps, warmup_steps=warmup_steps)
+    finally:
+        events.close()
+
+
+def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, progress: Progress,
+            rng: list[RngState] | None, run_dir: Path, meta: dict, events: Events, *, steps_per_epoch: int,
+            total_steps: int, warmup_steps: int) -> Path:
+    main_process, device = rank() == 0, ctx.device
     last_saved = replace(progress)  # what the newest checkpoint on disk holds (for messages)
     val_meta: dict = {}  # the validation metrics of the epoch a checkpoint ends
 
@@ -207,6 +221,7 @@ def _train(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, pr
                     raise TrainingDiverged(f"loss became {loss_value} at step {progress.step} (epoch {epoch + 1}); "
                                            f"stopped before the update; {_kept(run_dir, last_saved)}. Try a lower "
                                            f"optim.lr (now {cfg.optim.lr})")
+                events.step(progress.step, loss_value, lr)
                 progress.step += 1
                 # log: running sums of the epoch's training metrics, on the device (no sync)
                 for k, v in stats.items():
@@ -248,6 +263,7 @@ def _train(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, pr
             if main_process:
                 with _disk_full_is_one_line(run_dir, last_saved):
                     append_row(run_dir / METRICS, row)
+                events.scalars({k: v for k, v in row.items() if k not in ("epoch", "step", "lr")}, progress.step)
             checkpoint(best=best)
             log.info("epoch %d/%d  %s  lr %.2e  %.0f img/s", epoch + 1, cfg.optim.epochs,
                      "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith(("train_", "val_"))), lr,
@@ -271,6 +287,7 @@ def _train(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, pr
                  "params": count_params(module), "processes": world_size()}
         save_json(run_dir / "metrics.json", final)
         plot_curves(rows, task.metric, run_dir / "curves.png")
+        events.scalars({f"test_{k}": v for k, v in test.items()}, progress.step)
     log.info("test (once, final model): %s", "  ".join(f"{k} {v:.4f}" for k, v in test.items()))
     return run_dir
 

@@ -43,10 +43,14 @@ def curves_figure(rows: list[dict], metric: str):
 def plot_confusion(matrix: np.ndarray, classes: list[str], path: str | Path, title: str = "") -> None:
     """Rows are true classes, columns predictions; counts written in each cell."""
     n = len(classes)
-    fig, ax = plt.subplots(figsize=(1 + 0.5 * n, 1 + 0.5 * n))
+    longest = max((len(c) for c in classes), default=1)
+    side = 1.5 + 0.55 * n + 0.07 * longest  # room for the rotated names
+    fig, ax = plt.subplots(figsize=(side, side))
     ax.imshow(matrix, cmap="Blues")
-    ax.set(xticks=range(n), yticks=range(n), xticklabels=classes, yticklabels=classes, xlabel="predicted",
-           ylabel="true", title=title)
+    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true", title=title)
+    ax.set_xticklabels(classes, rotation=45 if longest > 2 else 0, ha="right" if longest > 2 else "center",
+                       fontsize=7)
+    ax.set_yticklabels(classes, fontsize=7)
     threshold = matrix.max() / 2 if matrix.size else 0
     for i in range(n):
         for j in range(n):

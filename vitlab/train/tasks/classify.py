@@ -26,8 +26,11 @@ def check_data_fits_model(cfg: RunConfig, train: ImageSet) -> None:
     if (h, w) != (m.img_size, m.img_size) and not m.dynamic_img_size:
         raise DataError(f"data {cfg.data.name!r} has {h}x{w} images but model.img_size={m.img_size}")
     n_classes = max(len(train.classes), int(train.labels.max()) + 1)
-    if cfg.task == "classify" and n_classes > m.num_classes:
-        raise DataError(f"data {cfg.data.name!r} has {n_classes} classes but model.num_classes={m.num_classes}")
+    if cfg.task == "classify" and n_classes != m.num_classes:
+        extra = (f": the head would put probability on {m.num_classes - n_classes} class(es) that do not exist"
+                 if m.num_classes > n_classes else "")
+        raise DataError(f"data {cfg.data.name!r} has {n_classes} classes but model.num_classes={m.num_classes}"
+                        f"{extra}")
 
 
 def data(cfg: RunConfig) -> Splits:
