@@ -168,3 +168,24 @@ def test_verbose_shows_the_traceback_and_a_bug_keeps_its_own(capsys, tmp_path, m
     monkeypatch.setattr(loop, "check_memory", lambda *a: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         main(["train", *TINY, "--out_dir", str(tmp_path), "--name", "bug"])
+
+
+def test_a_missing_extra_names_its_pip_command(monkeypatch, tmp_path, capsys):
+    """`vitlab export --onnx` after the plain install crashed with ModuleNotFoundError: onnxscript."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_onnxscript(name, *args, **kwargs):
+        if name == "onnxscript" or name.startswith("onnxscript."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    assert main(["train", *TINY, "--out_dir", str(tmp_path), "--name", "r"]) == 0
+    monkeypatch.setattr(builtins, "__import__", without_onnxscript)
+    monkeypatch.delitem(__import__("sys").modules, "onnxscript", raising=False)
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "r"), "--onnx", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "onnxscript is needed" in err and "pip install 'vitlab[onnx]'" in err and "Traceback" not in err
+    assert not (tmp_path / "m.onnx").exists()

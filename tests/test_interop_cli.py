@@ -147,3 +147,21 @@ def test_import_never_replaces_a_file_without_overwrite(tmp_path, capsys):
     assert "is a folder" in capsys.readouterr().err
     assert main(["import", str(src), "--out", str(run_model), "--overwrite"]) == 0
     assert load_model(run_model)[0].cfg == CFG
+
+
+def test_the_default_recipes_model_exports_to_every_format(tmp_path):
+    """docs/interop.md's own example failed halfway: the default digits model pooled with max, which HF's
+    ViTForImageClassification cannot express. The recipe pools the class token now (no worse on validation)."""
+    from vitlab.interop import export_model, export_onnx
+    from vitlab.recipes import digits
+
+    torch.manual_seed(0)
+    model = ViT(digits().model).eval()
+    meta = {"mean": [0.3], "std": [0.4], "classes": [str(i) for i in range(10)], "resize": "center-crop"}
+    export_model(model, meta, tmp_path / "hf", "hf")
+    export_model(model, meta, tmp_path / "t.safetensors", "timm")
+    export_onnx(model, tmp_path / "m.onnx", meta=meta)
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(ViTForImageClassification.from_pretrained(tmp_path / "hf").eval()(
+            pixel_values=x).logits, model(x), rtol=0, atol=1e-5)

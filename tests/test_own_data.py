@@ -91,8 +91,8 @@ def test_a_recipe_that_fits_its_data_is_left_alone():
 
 
 @pytest.mark.parametrize("size, current, stem, expected", [
-    (8, 2, "patch", 2), (28, 4, "patch", 4), (28, 2, "patch", 2), (56, 8, "patch", 8), (56, 3, "patch", 7),
-    (224, 16, "patch", 16), (224, 2, "patch", 28),
+    (8, 2, "patch", 2), (28, 4, "patch", 4), (28, 2, "patch", 4), (56, 8, "patch", 8), (56, 3, "patch", 7),
+    (224, 16, "patch", 28), (224, 2, "patch", 28), (32, 4, "patch", 4), (32, 2, "patch", 4),
     (64, 2, "conv+avgpool", 8), (100, 3, "patch", 10), (31, 4, "patch", None)])
 def test_the_patch_size_makes_a_sensible_grid(size, current, stem, expected):
     assert choose_patch(size, current, stem) == expected
@@ -215,3 +215,16 @@ def test_rf_explains_its_columns(capsys):
     assert main(["rf", "conv3p1,maxpool2s2", "--input-size", "8"]) == 0
     out = capsys.readouterr().out
     assert "r: receptive field" in out and "j: jump" in out and "start:" in out and "size: the output side" in out
+
+
+def test_a_larger_data_set_gets_fewer_epochs_so_a_run_stays_short(monkeypatch):
+    """The digits recipe's 34 epochs on 50,000 CIFAR images would take most of an hour on two cores: a fitted run
+    sees about IMAGES_SEEN images (here made small, on digits itself)."""
+    import vitlab.recipes.from_data as from_data
+
+    monkeypatch.setattr(from_data, "IMAGES_SEEN", 5000)
+    cfg, note = fit_to_data(digits())
+    assert cfg.optim.epochs == round(5000 / 1292) == 4 and cfg.optim.warmup_epochs == pytest.approx(3 * 4 / 34)
+    assert "epochs 4 (about 5,168 training images seen)" in note
+    kept, _ = fit_to_data(digits(), {"optim.epochs"})
+    assert kept.optim.epochs == 34

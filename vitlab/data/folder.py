@@ -64,6 +64,7 @@ class FolderInfo:
     splits: dict[str, Path]
     classes: list[str]
     files: int
+    counts: Counter = field(default_factory=Counter)  # split name -> readable images
     modes: Counter = field(default_factory=Counter)
     sizes: Counter = field(default_factory=Counter)  # (W, H) -> count
     unreadable: list[str] = field(default_factory=list)
@@ -98,7 +99,7 @@ def inspect_folder(root: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, sk
     splits = folder_splits(root)
     first = next(iter(splits.values()))
     info = FolderInfo(splits, [name for name, _ in list_classes(first)], 0)
-    for split_root in splits.values():
+    for split, split_root in splits.items():
         for _, files in list_classes(split_root):
             for f in files:
                 try:
@@ -110,6 +111,7 @@ def inspect_folder(root: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, sk
                     continue
                 info.modes[mode] += 1
                 info.sizes[size] += 1
+                info.counts[split] += 1
                 info.files += 1
     return info
 
@@ -126,7 +128,7 @@ def infer_channels(files: list[Path], *, skip_bad: bool = False) -> int:
                 raise
     if not modes:
         raise DataError(f"none of the {len(files)} images could be read to infer the number of channels")
-    info = FolderInfo({}, [], sum(modes.values()), modes)
+    info = FolderInfo({}, [], sum(modes.values()), modes=modes)
     channels, converted = info.channels, info.converted(info.channels)
     if converted:
         log.info("channels: %d (the majority of %d images); %d image(s) in other modes (%s) are converted", channels,

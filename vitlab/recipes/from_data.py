@@ -9,8 +9,11 @@ what was chosen:
   size by ``data.resize`` (center-crop by default): the median shorter side rounded down to a multiple of 8, at
   most 224;
 * ``model.num_classes``: the data's class count (a head never has more outputs than there are classes);
-* ``model.patch_size``: kept if it divides the size into a grid of 4 to 16 tokens a side (and suits the stem),
-  else the one whose grid is closest to 8 × 8.
+* ``model.patch_size``: kept if it divides the size into a grid of 4 to 8 tokens a side (and suits the stem),
+  else the one whose grid (of 4 to 16 a side) is closest to 8 × 8;
+* ``optim.epochs`` (and the warm-up with it): the recipe's, or fewer on a larger data set, so that a run sees
+  about IMAGES_SEEN training images (200,000: a few minutes on two CPU cores for these small models), at least
+  one epoch.
 """
 from __future__ import annotations
 
@@ -21,8 +24,10 @@ from ..config import RunConfig
 from ..errors import DataError
 
 MAX_INFERRED_SIZE = 224  # a larger folder image is fitted down to this unless data.img_size says otherwise
-GRID = (4, 16)  # the token grid sides a patch size may give
+GRID = (4, 16)  # the token grid sides a chosen patch size may give
+KEEP_GRID = (4, 8)  # the grid sides for which a recipe's own patch size is kept
 TARGET_GRID = 8
+IMAGES_SEEN = 200_000  # the training images a run fitted to a larger data set sees (epochs x images)
 
 
 def _fits_stem(stem: str, patch: int) -> bool:
@@ -30,19 +35,20 @@ def _fits_stem(stem: str, patch: int) -> bool:
 
 
 def choose_patch(size: int, current: int, stem: str = "patch") -> int | None:
-    """``current`` if it makes a grid of 4..16 a side (and suits ``stem``), else the patch size whose grid is
-    closest to 8 (ties: the smaller patch); None if no divisor of ``size`` gives such a grid."""
-    ok = lambda p: size % p == 0 and GRID[0] <= size // p <= GRID[1] and _fits_stem(stem, p)  # noqa: E731
-    if ok(current):
+    """``current`` if it makes a grid of 4..8 a side (and suits ``stem``), else the patch size whose grid (4..16 a
+    side) is closest to 8 (ties: the smaller patch); None if no divisor of ``size`` gives such a grid."""
+    ok = lambda p, lo=GRID[0], hi=GRID[1]: size % p == 0 and lo <= size // p <= hi and _fits_stem(stem, p)  # noqa: E731
+    if ok(current, *KEEP_GRID):
         return current
     candidates = [p for p in range(1, size + 1) if ok(p)]
     return min(candidates, key=lambda p: (abs(size // p - TARGET_GRID), p)) if candidates else None
 
 
 def fit_to_data(cfg: RunConfig, explicit: set[str] | frozenset[str] = frozenset()) -> tuple[RunConfig, str]:
-    """``cfg`` with its model fitted to ``cfg.data`` (module docstring), and the one line that says what changed
-    (empty if the recipe already fitted). ``explicit``: the dotted keys the person set (flags, config file, --size);
-    those are never changed, so a contradiction between them and the data is still an error, later, naming both."""
+    """``cfg`` with its model (and epochs) fitted to ``cfg.data`` (module docstring), and the one line that says what
+    changed (empty if the recipe already fitted). ``explicit``: the dotted keys the person set (flags, config file,
+    --size); those are never changed, so a contradiction between them and the data is still an error, later,
+    naming both."""
     from ..data.folder import inspect_folder  # here: the recipes themselves are imported by every command
     from ..data.sources import load_data, parse_source
 
@@ -68,10 +74,12 @@ def fit_to_data(cfg: RunConfig, explicit: set[str] | frozenset[str] = frozenset(
         fitted = f" -> {d.resize} {size}x{size} (data.resize)" if "img_size" in data_changes else ""
         notes.append(f"{info.files} images, {len(classes)} classes, {channels} channel(s)"
                      + (f" ({converted} converted from other modes)" if converted else "") + f", {shown}{fitted}")
+        # the images training sees: the training folder (or the whole folder, less its test part), less validation
+        train_files = info.counts.get("train", info.counts.get("all", 0)) * (1 - d.test_split * ("all" in info.splits))
+        n_train = round(train_files * (1 - d.val_split * ("val" not in info.splits)))
     else:
         train = load_data(d).train
-        channels, size = train.shape[0], train.shape[1]
-        classes = train.classes
+        channels, size, classes, n_train = train.shape[0], train.shape[1], train.classes, len(train)
     changes: dict = {}
     if "model.in_chans" not in explicit and m.in_chans != channels:
         changes["in_chans"] = channels
@@ -87,14 +95,22 @@ def fit_to_data(cfg: RunConfig, explicit: set[str] | frozenset[str] = frozenset(
                             f"tokens a side; set --model.patch_size, or --data.img_size to a multiple of 8")
         if patch != m.patch_size:
             changes["patch_size"] = patch
-    if not changes and not data_changes:
+    optim: dict = {}
+    if "optim.epochs" not in explicit and cfg.optim.epochs * n_train > IMAGES_SEEN:
+        optim["epochs"] = max(1, round(IMAGES_SEEN / n_train))
+        if "optim.warmup_epochs" not in explicit:
+            optim["warmup_epochs"] = cfg.optim.warmup_epochs * optim["epochs"] / cfg.optim.epochs
+    if not (changes or data_changes or optim):
         return cfg, ""
-    cfg = replace(cfg, model=replace(m, **changes), data=replace(d, **data_changes))
+    cfg = replace(cfg, model=replace(m, **changes), data=replace(d, **data_changes),
+                  optim=replace(cfg.optim, **optim))
     grid = cfg.model.img_size // cfg.model.patch_size
     said = ", ".join(f"{k} {v}" for k, v in changes.items())
     notes.append(f"model fitted to it: {said or 'unchanged'} ({grid}x{grid} tokens of {cfg.model.patch_size}x"
-                 f"{cfg.model.patch_size} pixels); set any --model.KEY to choose it yourself")
-    return cfg, f"data {d.name}: " + "; ".join(notes)
+                 f"{cfg.model.patch_size} pixels)")
+    if optim:
+        notes.append(f"epochs {optim['epochs']} (about {optim['epochs'] * n_train:,} training images seen)")
+    return cfg, f"data {d.name}: " + "; ".join(notes) + "; set any --model.KEY or --epochs to choose it yourself"
 
 
 def _folder_size(info) -> int:
