@@ -110,7 +110,7 @@ def test_string_coercion():
 @pytest.mark.parametrize("text, expected", [("true", True), ("False", False), ("1", True), ("0", False),
                                             ("yes", True), ("off", False)])
 def test_bool_spellings(text, expected):
-    assert apply_overrides(digits(), {"model.class_token": text}).model.class_token is expected
+    assert apply_overrides(digits(), {"model.fc_norm": text}).model.fc_norm is expected
 
 
 def test_overrides_leave_the_input_unchanged_and_other_fields_alone():

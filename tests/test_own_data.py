@@ -189,7 +189,7 @@ def test_train_help_lists_the_tasks_and_their_recipes(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "classify: digits (default), mnist, fashion-mnist; segment: segment (default); pretrain: digits " \
+    assert "classify: digits (default), mnist, fashion-mnist, cifar10; segment: segment (default); pretrain: digits " \
            "(default), fashion-mnist" in text
 
 

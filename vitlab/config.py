@@ -161,7 +161,7 @@ class DataConfig:
     recipe choice are made on it, and the test split is evaluated once, at the end.
     """
 
-    name: str = "digits"  # digits | mnist:PATH | fashion-mnist[:PATH] | cifar10:PATH | folder:PATH
+    name: str = "digits"  # digits | mnist:PATH | fashion-mnist[:PATH] | cifar10:PATH | folder:PATH | store:PATH
     test_split: float = 0.2  # sources without an official test split: the fraction held out for testing
     val_split: float = 0.1  # the fraction of the training data held out for validation
     split_seed: int = 0  # both splits are stratified and fixed by this, independent of the training seed
@@ -170,6 +170,7 @@ class DataConfig:
     resize: str = "center-crop"  # center-crop | squash | pad: how an image of another size or shape is fitted
     max_pixels: int = DEFAULT_MAX_PIXELS  # folder: refuse a file with more pixels than this (decompression bombs)
     skip_bad: bool = False  # folder: skip unreadable images with a warning instead of failing
+    check_source: bool = True  # store: refuse a store whose source files changed since it was packed
     classes: str = ""  # comma-separated class names, replacing a source's own (idx and CIFAR files have none)
     augment: str = "none"  # none | digits | crop-flip | randaugment | trivialaugment (vitlab.data.augment)
     translate: float = 0.125  # digits: fraction of the image size

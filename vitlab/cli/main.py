@@ -10,6 +10,7 @@ import traceback
 
 from ..errors import ProcessGroupTimeout, VitlabError
 from .common import torchrun_rank
+from .data import add_data_commands
 from .inspection import cmd_analyse, cmd_models, cmd_predict, cmd_rf
 from .interop import add_interop_commands
 from .probe import add_probe_commands
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: RUN/analysis)")
     p.add_argument("--images", type=int, default=256, help="validation images averaged for attention distance")
     p.set_defaults(func=cmd_analyse)
+    add_data_commands(sub)
     add_interop_commands(sub)
     add_probe_commands(sub)
     return parser

@@ -7,7 +7,8 @@ from .idx import load_idx_dir, read_idx
 from .loader import batch_indices, epoch_order, num_batches
 from .sources import SOURCES, load_data, parse_source
 from .splits import carve_validation, stratified_split
+from .store import DiskImageSet, read_batches
 
-__all__ = ["ImageSet", "Normalize", "SOURCES", "Splits", "batch_indices", "build_augment", "carve_validation",
+__all__ = ["DiskImageSet", "ImageSet", "Normalize", "SOURCES", "Splits", "batch_indices", "build_augment", "carve_validation",
            "epoch_order", "load_cifar10", "load_data", "load_digits_split", "load_folder", "load_idx_dir",
-           "num_batches", "parse_source", "read_idx", "stratified_split"]
+           "num_batches", "parse_source", "read_batches", "read_idx", "stratified_split"]

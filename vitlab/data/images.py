@@ -11,6 +11,10 @@ evaluation and ``vitlab predict``, and written into the exports' preprocessing:
 
 A file with more pixels than ``max_pixels`` is refused from its header, before it is decoded (PIL's own
 decompression-bomb check, at 89.5 megapixels, otherwise warns or fails in its own words).
+
+JPEG files are decoded with simplejpeg (libjpeg-turbo) where it is installed, in its accurate modes
+(``fastdct=False, fastupsample=False``): the same pixels as PIL to the last bit (tests/test_store.py checks it),
+about 6x faster on CIFAR-10's files (benchmarks/store.md); everything else, and JPEGs without it, with PIL.
 """
 from __future__ import annotations
 
@@ -23,6 +27,39 @@ from PIL import Image, UnidentifiedImageError
 
 from ..config import DEFAULT_MAX_PIXELS, RESIZES
 from ..errors import DataError, MissingFileError
+
+try:
+    import simplejpeg
+except ImportError:  # optional: PIL decodes JPEGs too, the same pixels, slower
+    simplejpeg = None
+
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+
+def _decode(path: Path, max_pixels: int) -> Image.Image:
+    """The image at ``path``, its size checked against ``max_pixels`` from the header first: JPEGs (YCbCr or grey)
+    by simplejpeg when installed, anything else by PIL."""
+    if simplejpeg is not None and path.suffix.lower() in JPEG_SUFFIXES:
+        data = path.read_bytes()
+        try:
+            h, w, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        except ValueError:
+            colorspace = None  # not a JPEG after all: PIL says what it is
+        if colorspace in ("YCbCr", "Gray"):
+            _check_pixels(path, w, h, max_pixels)
+            grey = colorspace == "Gray"
+            arr = simplejpeg.decode_jpeg(data, colorspace="GRAY" if grey else "RGB", fastdct=False,
+                                         fastupsample=False)
+            return Image.fromarray(arr[..., 0] if grey else arr, "L" if grey else "RGB")
+    img = Image.open(path)  # lazy: the header is read, the pixels are not yet
+    _check_pixels(path, *img.size, max_pixels)
+    return img
+
+
+def _check_pixels(path: Path, w: int, h: int, max_pixels: int) -> None:
+    if w * h > max_pixels:
+        raise DataError(f"image {path} has {w}x{h} = {w * h:,} pixels, more than data.max_pixels={max_pixels:,} "
+                        f"(a decompression bomb?); raise data.max_pixels to read it")
 
 
 def fit_image(img: Image.Image, size: int, policy: str = "center-crop") -> Image.Image:
@@ -80,11 +117,7 @@ def read_image_array(path: str | Path, *, channels: int, size: int | None = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, in our own words
-            with Image.open(path) as img:
-                w, h = img.size
-                if w * h > max_pixels:
-                    raise DataError(f"image {path} has {w}x{h} = {w * h:,} pixels, more than data.max_pixels="
-                                    f"{max_pixels:,} (a decompression bomb?); raise data.max_pixels to read it")
+            with _decode(path, max_pixels) as img:
                 img = img.convert("L" if channels == 1 else "RGB")
                 if size is not None:
                     img = fit_image(img, size, resize)

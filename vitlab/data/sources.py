@@ -7,14 +7,16 @@
     fashion-mnist[:PATH]   Fashion-MNIST idx files; without PATH, Debian's dataset-fashion-mnist package
     cifar10:PATH           CIFAR-10's python batches (cifar-10-batches-py)
     folder:PATH            one sub-folder of images per class, with or without train/, val/ and test/
+    store:PATH             a store ``vitlab data pack`` wrote from any of these (vitlab.data.store): the images
+                           stay on disk and are read batch by batch, so a set larger than memory trains
 
 The validation split is carved from the training images (stratified, ``data.val_split`` of each class,
 fixed by ``data.split_seed``) unless the source brings its own (a folder's ``val/`` beside ``test/``).
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ..errors import DataError, MissingFileError
@@ -30,8 +32,8 @@ if TYPE_CHECKING:
 
 # name -> whether it takes a PATH: "no", "optional" or "required"
 SOURCES: dict[str, str] = {"digits": "no", "mnist": "required", "fashion-mnist": "optional", "cifar10": "required",
-                           "folder": "required"}
-USAGE = "digits, mnist:PATH, fashion-mnist[:PATH], cifar10:PATH, folder:PATH"
+                           "folder": "required", "store": "required"}
+USAGE = "digits, mnist:PATH, fashion-mnist[:PATH], cifar10:PATH, folder:PATH, store:PATH"
 
 
 def parse_source(name: str) -> tuple[str, Path | None]:
@@ -56,28 +58,43 @@ def parse_source(name: str) -> tuple[str, Path | None]:
         return source, None
     folder = Path(path).expanduser()
     if not folder.exists():
+        if source == "store":
+            raise MissingFileError(f"store {folder} does not exist; make it with: vitlab data pack SOURCE --out "
+                                   f"{folder}")
         raise MissingFileError(f"data folder {folder} (from data.name={name!r}) does not exist")
     return source, folder
 
 
-def load_data(cfg: DataConfig) -> Splits:
-    """Train, validation and test for ``cfg.name``: uint8 images (N, C, H, W) and int64 labels, in memory."""
+def load_source(cfg: DataConfig) -> tuple[ImageSet, ImageSet | None, ImageSet]:
+    """(train, the source's own validation split or None, test) of ``cfg.name``, before a validation split is
+    carved: what a store keeps, so that a store and its source give the same three splits."""
     source, path = parse_source(cfg.name)
-    val = None
     if source == "digits":
-        train, test = load_digits_split(cfg.test_split, cfg.split_seed)
-    elif source == "mnist":
-        train, test = load_idx_dir(path, MNIST_CLASSES)
-    elif source == "fashion-mnist":
-        train, test = load_idx_dir(path or default_fashion_mnist_dir(), FASHION_MNIST_CLASSES)
-    elif source == "cifar10":
-        train, test = load_cifar10(path)
-    elif source == "folder":
-        train, val, test = load_folder(path, channels=cfg.channels, img_size=cfg.img_size, test_split=cfg.test_split,
-                                       seed=cfg.split_seed, skip_bad=cfg.skip_bad, resize=cfg.resize,
-                                       max_pixels=cfg.max_pixels)
-    else:
-        raise AssertionError(f"source {source!r} is in SOURCES but has no loader")  # unreachable
+        return _with_no_val(load_digits_split(cfg.test_split, cfg.split_seed))
+    if source == "mnist":
+        return _with_no_val(load_idx_dir(path, MNIST_CLASSES))
+    if source == "fashion-mnist":
+        return _with_no_val(load_idx_dir(path or default_fashion_mnist_dir(), FASHION_MNIST_CLASSES))
+    if source == "cifar10":
+        return _with_no_val(load_cifar10(path))
+    if source == "folder":
+        return load_folder(path, channels=cfg.channels, img_size=cfg.img_size, test_split=cfg.test_split,
+                           seed=cfg.split_seed, skip_bad=cfg.skip_bad, resize=cfg.resize, max_pixels=cfg.max_pixels)
+    if source == "store":
+        from .store import load_store  # the store packs the other sources: it imports this module
+
+        return load_store(cfg)
+    raise AssertionError(f"source {source!r} is in SOURCES but has no loader")  # unreachable
+
+
+def _with_no_val(train_test: tuple[ImageSet, ImageSet]) -> tuple[ImageSet, None, ImageSet]:
+    return train_test[0], None, train_test[1]
+
+
+def load_data(cfg: DataConfig) -> Splits:
+    """Train, validation and test for ``cfg.name``: uint8 images (N, C, H, W) and int64 labels, in memory (a
+    store's images stay on disk: vitlab.data.store.DiskImageSet)."""
+    train, val, test = load_source(cfg)
     if val is None:
         train, val = carve_validation(train, cfg.val_split, cfg.split_seed)
     splits = Splits(train, val, test)
@@ -92,4 +109,4 @@ def rename_classes(splits: Splits, names: str) -> Splits:
     if len(given) != len(have) or not all(given):
         raise DataError(f"data.classes names {len(given)} class(es) ({names!r}) but the data has {len(have)}: "
                         f"{have}")
-    return Splits(*(ImageSet(s.images, s.labels, given) for s in splits))
+    return Splits(*(replace(s, classes=given) for s in splits))

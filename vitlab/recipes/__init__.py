@@ -7,6 +7,7 @@ the one task's recipe of that name (``--recipe segment``); without either, each 
 """
 from ..config import RunConfig
 from ..errors import ConfigError
+from .cifar10 import cifar10
 from .digits import digits
 from .from_data import fit_to_data
 from .mnist import fashion_mnist, mnist
@@ -15,7 +16,7 @@ from .pretrain_fashion_mnist import pretrain_fashion_mnist
 from .segment import segment
 
 RECIPES = {
-    "classify": {"digits": digits, "mnist": mnist, "fashion-mnist": fashion_mnist},
+    "classify": {"digits": digits, "mnist": mnist, "fashion-mnist": fashion_mnist, "cifar10": cifar10},
     "segment": {"segment": segment},
     "pretrain": {"digits": pretrain_digits, "fashion-mnist": pretrain_fashion_mnist},
 }
@@ -41,5 +42,5 @@ def recipe(name: str | None = None, task: str | None = None) -> RunConfig:
     return RECIPES[task][name]()
 
 
-__all__ = ["DEFAULT_RECIPES", "RECIPES", "digits", "fashion_mnist", "fit_to_data", "mnist", "pretrain_digits",
+__all__ = ["DEFAULT_RECIPES", "RECIPES", "cifar10", "digits", "fashion_mnist", "fit_to_data", "mnist", "pretrain_digits",
            "pretrain_fashion_mnist", "recipe", "segment"]

@@ -1,6 +1,6 @@
 """The training loop, one for every task: a flat, commented sequence in the order nanoGPT made familiar.
 
-Per step: learning rate -> batch -> forward/loss (the task's ``step``) -> backward -> clip -> step -> log.
+Per step: learning rate -> batch (read ahead) -> forward/loss (the task's ``step``) -> backward -> clip -> step -> log.
 Per epoch: evaluate on the validation split -> append metrics -> best checkpoint -> checkpoint. At the end:
 the test split, once, and the files the run leaves. What a task adds (its data, model, step, evaluation,
 saved files and headline metric) is a small record in vitlab/train/tasks/; everything here is shared, so
@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ..config import RunConfig
 from ..configio import to_dict
-from ..data import Normalize, batch_indices, epoch_order, num_batches
+from ..data import Normalize, batch_indices, epoch_order, num_batches, read_batches
 from ..errors import ConfigError, RunFolderError, TrainingDiverged, TrainingInterrupted, TrainingOutOfMemory
 from ..fileio import atomic_copy, save_json
 from ..models import count_params
@@ -200,21 +200,23 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
                 sums, t0 = {}, time.perf_counter()
             done = progress.batch
             # the order is a pure function of (seed, epoch): a resumed epoch skips the batches done
-            order = epoch_order(len(splits.train), cfg.seed, epoch).to(device)
+            order = epoch_order(len(splits.train), cfg.seed, epoch)
             batches = itertools.islice(batch_indices(order, cfg.optim.batch_size, drop_last=True), done, None)
+            # this process's part of each batch, read (a store's in the background, the next while this one
+            # trains) and on the device
+            batches = read_batches(ctx.train, (shard(idx) for idx in batches), device)
             bar = tqdm(batches, total=steps_per_epoch, initial=done, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
                        disable=not (cfg.progress and main_process), leave=False, dynamic_ncols=True)
-            for batch_no, idx in enumerate(bar, start=done + 1):
+            for batch_no, (images, labels) in enumerate(bar, start=done + 1):
                 # learning rate for this step
                 lr = warmup_cosine(progress.step, total_steps=total_steps, warmup_steps=warmup_steps,
                                    base_lr=cfg.optim.lr, min_lr=cfg.optim.min_lr)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                # batch (this process's part of it), forward and loss, backward, clip, step
-                local = shard(idx)
+                # forward and loss, backward, clip, step
                 with _out_of_memory_hint(cfg.optim.batch_size, device):
                     with amp:
-                        loss, stats = task.step(trained, ctx.train.images[local], ctx.train.labels[local], ctx)
+                        loss, stats = task.step(trained, images, labels, ctx)
                     loss_value = optimizer_step(loss, optimizer, module.parameters(), cfg.optim.grad_clip)
                 if not math.isfinite(loss_value):
                     bar.close()

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..data import ImageSet, Normalize, batch_indices, epoch_order, load_data
+from ..data import ImageSet, Normalize, batch_indices, epoch_order, load_data, read_batches
 from ..fileio import save_json
 from ..models import ViT
 from .artifacts import load_model
@@ -82,11 +82,11 @@ def finetune(encoder: ViT, train: ImageSet, evals: dict[str, ImageSet], normaliz
     head = nn.Linear(encoder.cfg.dim, n_classes).to(device)
     params = list(encoder.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
-    images, labels = train.images.to(device), train.labels.to(device)
     encoder.train()
     for epoch in range(epochs):
-        for idx in batch_indices(epoch_order(len(train), seed, epoch).to(device), batch_size):
-            loss = F.cross_entropy(head(encoder_features(encoder, normalize(images[idx]))), labels[idx])
+        for images, labels in read_batches(train, batch_indices(epoch_order(len(train), seed, epoch), batch_size),
+                                           device):
+            loss = F.cross_entropy(head(encoder_features(encoder, normalize(images.to(device)))), labels.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)

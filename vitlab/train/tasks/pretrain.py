@@ -114,7 +114,7 @@ def evaluate_split(model: Contrastive, split: ImageSet, ctx: Context) -> dict[st
     """kNN accuracy of h = f(x) (bank: the training split), and alignment / uniformity of z on fixed views of
     the first VIEWS_IMAGES images. Under torchrun each process encodes its part of the bank and the queries."""
     encoder, train = model.encoder, ctx.train
-    bank = gather_parts(encode(encoder, train.images[my_part(len(train))], ctx.normalize), len(train))  # (M, D)
+    bank = gather_parts(encode(encoder, train.subset(my_part(len(train))).images, ctx.normalize), len(train))  # (M, D)
     part = split.subset(my_part(len(split)))
     n_classes = max(len(train.classes), int(train.labels.max()) + 1)
     pred = knn_predict(bank, train.labels.to(bank.device), encode(encoder, part.images, ctx.normalize),
