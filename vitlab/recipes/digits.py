@@ -17,7 +17,10 @@ def digits() -> RunConfig:
     size-normalised, and a one-pixel shift of an 8×8 image is a 12% move). Pooling: class token, average and
     max over the patch tokens are within one another's seed-to-seed spread on the validation split (97.0 ±
     1.1, 97.0 ± 1.1 and 97.2 ± 0.7%, 3 seeds), so the recipe takes the class token, the pooling every export
-    format has (HF's ViTForImageClassification has no other). Stochastic depth 0.1.
+    format has (HF's ViTForImageClassification has no other). Stem: the 3×3-conv stems score about 2 points
+    higher on validation (99.3 ± 0.7% with max-pool down-sampling against 97.2 ± 0.7%), but neither HF's nor
+    timm's ViT layout can hold one, so the default keeps the paper's patch embedding (``--model.stem
+    conv+maxpool`` for the extra points). Stochastic depth 0.1.
     """
     return RunConfig(
         model=ModelConfig(img_size=8, patch_size=2, in_chans=1, num_classes=10, dim=96, depth=4, heads=4,
