@@ -11,9 +11,10 @@ what was chosen:
 * ``model.num_classes``: the data's class count (a head never has more outputs than there are classes);
 * ``model.patch_size``: kept if it divides the size into a grid of 4 to 8 tokens a side (and suits the stem),
   else the one whose grid (of 4 to 16 a side) is closest to 8 × 8;
-* ``optim.epochs`` (and the warm-up with it): the recipe's, or fewer on a larger data set, so that a run sees
-  about IMAGES_SEEN training images (200,000: a few minutes on two CPU cores for these small models), at least
-  one epoch.
+* ``optim.epochs`` (and the warm-up with it), only when the model had to be fitted: the recipe's, or fewer on a
+  larger data set, so that a run sees about IMAGES_SEEN training images (200,000: a few minutes on two CPU cores
+  for these small models), at least one epoch. A recipe given data its model already fits (``--recipe cifar10
+  --data store:DIR`` of CIFAR-10) keeps its own epochs: they were chosen for that data.
 """
 from __future__ import annotations
 
@@ -96,7 +97,8 @@ def fit_to_data(cfg: RunConfig, explicit: set[str] | frozenset[str] = frozenset(
         if patch != m.patch_size:
             changes["patch_size"] = patch
     optim: dict = {}
-    if "optim.epochs" not in explicit and cfg.optim.epochs * n_train > IMAGES_SEEN:
+    fitted = changes or data_changes
+    if fitted and "optim.epochs" not in explicit and cfg.optim.epochs * n_train > IMAGES_SEEN:
         optim["epochs"] = max(1, round(IMAGES_SEEN / n_train))
         if "optim.warmup_epochs" not in explicit:
             optim["warmup_epochs"] = cfg.optim.warmup_epochs * optim["epochs"] / cfg.optim.epochs
