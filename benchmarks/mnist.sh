@@ -3,7 +3,7 @@
 # Per-epoch metrics are on the validation split (6,000 of the 60,000 training images); the test split (10,000) is
 # scored once, at the end, on the final model. Fashion-MNIST comes from Debian (apt-get install
 # dataset-fashion-mnist); MNIST from MNIST_DIR (default: the shared data sets beside the checkout).
-#   bash benchmarks/mnist.sh > benchmarks/mnist.md   (curves copied to benchmarks/mnist/)
+#   bash benchmarks/mnist.sh > benchmarks/mnist.md   (curves copied to benchmarks/mnist/; RECIPES=mnist for one)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$(mktemp -d)}
@@ -13,7 +13,7 @@ echo "# MNIST and Fashion-MNIST from scratch"
 echo
 python "$here/machine.py" --threads "$THREADS"
 mkdir -p "$here/mnist"
-for recipe in fashion-mnist mnist; do
+for recipe in ${RECIPES:-fashion-mnist mnist}; do
     data=()
     [ "$recipe" = mnist ] && data=(--data "mnist:$MNIST_DIR")
     start=$SECONDS
