@@ -200,8 +200,8 @@ def rss(tmp: Path, threads: int) -> None:
         out = tmp / f"gen-{n}"
         generated_store(out, n, seed=n)
         size = sum(f.stat().st_size for f in out.iterdir())
-        mib, secs = peak_rss([*VITLAB, "train", "--data", f"store:{out}", "--epochs", "1", "--model.dim", "32",
-                              "--model.depth", "1", "--model.heads", "2", "--model.patch_size", "16",
+        mib, secs = peak_rss([*VITLAB, "train", "--data", f"store:{out}", "--epochs", "1", "--model.img_size", "64",
+                              "--model.dim", "32", "--model.depth", "1", "--model.heads", "2", "--model.patch_size", "16",
                               "--batch-size", "256", "--threads", str(threads), "--out_dir", str(tmp), "--name",
                               f"rss-{n}", "-q"])
         results[n] = mib
