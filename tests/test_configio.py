@@ -35,13 +35,14 @@ def test_valid_keys_are_the_dotted_leaf_fields():
     keys = valid_keys()
     assert "model.dim" in keys and "optim.betas" in keys and "data.augment" in keys and "seed" in keys
     assert "model" not in keys and "optim" not in keys
-    from vitlab.config import PretrainConfig, SegmentConfig
+    from vitlab.config import InitConfig, PretrainConfig, SegmentConfig
 
-    sections = (ModelConfig, DataConfig, OptimConfig, SegmentConfig, PretrainConfig)
+    sections = (ModelConfig, DataConfig, OptimConfig, SegmentConfig, PretrainConfig, InitConfig)
     # task, name, out_dir, seed, device, threads, progress, ckpt_every, keep_last, dist_timeout_s, tensorboard
     n_leaves = sum(len(c.__dataclass_fields__) for c in sections) + 11
     assert len(keys) == len(set(keys)) == n_leaves
     assert "pretrain.tau" in keys and "segment.upsample" in keys  # one configuration for every task
+    assert {"init.source", "init.sha256", "init.freeze", "init.stats", "optim.layer_decay"} <= set(keys)
 
 
 def test_unknown_dotted_override_lists_valid_keys():

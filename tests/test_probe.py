@@ -7,7 +7,8 @@ import torch
 from vitlab.cli import main
 from vitlab.data import Normalize, load_data
 from vitlab.train import load_model, load_run_config
-from vitlab.train.probe import finetune, linear_probe
+from vitlab.train.checkpoint import load_tensors
+from vitlab.train.probe import linear_probe
 
 from test_pretrain import TINY
 
@@ -33,7 +34,7 @@ def test_probe_cli_writes_probe_json(runs, capsys):
     assert "linear probe: val accuracy" in capsys.readouterr().out
 
 
-def test_finetune_changes_encoder_linear_probe_does_not(runs):
+def test_linear_probe_leaves_the_encoder_alone(runs):
     run = runs / "t02"
     splits = load_data(load_run_config(run).data)
     encoder, meta = load_model(run)
@@ -42,11 +43,31 @@ def test_finetune_changes_encoder_linear_probe_does_not(runs):
     r = linear_probe(encoder, splits.train, {"val": splits.val}, normalize, epochs=5)
     assert set(r) == {"train_acc", "val_acc", "epochs", "lr"}
     assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
-    finetune(encoder, splits.train, {"val": splits.val}, normalize, epochs=1, batch_size=256)
-    assert any(not torch.equal(before[k], v) for k, v in encoder.state_dict().items())
-    # the run's saved encoder is untouched by fine-tuning
-    saved, _ = load_model(run)
-    assert all(torch.equal(before[k], v) for k, v in saved.state_dict().items())
+
+
+def test_probe_finetune_is_a_run_of_the_engine_beside_the_pretraining_run(runs, capsys):
+    run = runs / "t02"
+    saved = load_tensors(run / "model.safetensors")[0]
+    assert main(["probe", str(run), "--finetune", "--epochs", "1", "--lr", "2e-3", "--threads", "1", "-q"]) == 0
+    ft = runs / "t02-finetune"
+    cfg = load_run_config(ft)
+    assert cfg.task == "classify" and cfg.init.source == str(run / "model.safetensors") and cfg.init.sha256
+    assert cfg.optim.epochs == 1 and cfg.optim.lr == 2e-3 and cfg.model.num_classes == 10
+    final = json.loads((ft / "metrics.json").read_text())
+    result = json.loads((run / "probe.json").read_text())["finetune"]
+    assert result == {"val_acc": final["val_acc"], "test_acc": final["test_acc"], "epochs": 1, "lr": 2e-3,
+                      "run": str(ft)}
+    tuned = load_tensors(ft / "model.safetensors")[0]
+    assert any(not torch.equal(saved[k], tuned[k]) for k in saved)  # the encoder trained...
+    assert all(torch.equal(saved[k], v) for k, v in load_tensors(run / "model.safetensors")[0].items())  # ...a copy
+    assert "finetune probe: val accuracy" in capsys.readouterr().out
+    # an existing fine-tuning run is replaced only with --overwrite
+    assert main(["probe", str(run), "--finetune", "--epochs", "1", "-q"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    # the baseline: the same architecture from the run's seed, no init
+    assert main(["probe", str(run), "--finetune", "--random", "--epochs", "1", "--threads", "1", "-q"]) == 0
+    assert load_run_config(runs / "t02-random-finetune").init.source == ""
+    assert set(json.loads((run / "probe.json").read_text())) >= {"finetune", "random_finetune"}
 
 
 def test_tau_report_writes_pngs(runs, tmp_path, capsys):

@@ -28,6 +28,13 @@ FLIPS = ("auto", "on", "off")  # pretraining views: auto flips colour (3-channel
 RESIZES = ("center-crop", "squash", "pad")  # vitlab.data.images.fit_image: an image whose size is not the model's
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb limit (Image.MAX_IMAGE_PIXELS)
 MAX_SEED = 2**32  # seeds are in [0, 2**32): numpy's limit, and what the data order is derived from
+INIT_STATS = ("source", "data")  # init.stats: the normalisation of the weights' source, or of the new data
+FREEZE = re.compile(r"none|encoder|all-but-last-([1-9][0-9]*)")  # init.freeze (vitlab.train.finetune)
+SHA256 = re.compile(r"[0-9a-f]{64}")
+# The ModelConfig fields a ViT's weights fix: initialising from weights (init.source) takes them from the weights,
+# and a run whose model says otherwise is refused. pool and norm_eps are taken too, but may be set otherwise.
+WEIGHT_KEYS = ("patch_size", "in_chans", "dim", "depth", "heads", "mlp_ratio", "qkv_bias", "class_token", "fc_norm",
+               "stem", "norm")
 
 
 def _positive_int(value) -> bool:
@@ -220,7 +227,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """AdamW, linear warm-up then cosine decay, label smoothing, gradient clipping."""
+    """AdamW, linear warm-up then cosine decay, label smoothing, gradient clipping, layer-wise lr decay."""
 
     epochs: int = 30
     batch_size: int = 128
@@ -231,6 +238,10 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     label_smoothing: float = 0.1
     grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    # layer-wise lr decay (ELECTRA, Clark et al. 2020; BEiT, MAE and DeiT III fine-tune ViTs with it): layer l of a
+    # depth-L encoder learns at lr * layer_decay ** (L + 1 - l) (embeddings l = 0, block i l = i + 1, final norm and
+    # head l = L + 1; vitlab.train.optim); 1 = off
+    layer_decay: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -248,6 +259,9 @@ class OptimConfig:
             raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {self.betas}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not (_finite(self.layer_decay) and 0 < self.layer_decay <= 1):
+            raise ConfigError(f"optim.layer_decay must be in (0, 1] (1 turns layer-wise decay off; fine-tuning "
+                              f"typically uses 0.65-0.9), got {self.layer_decay}")
 
 
 @dataclass(frozen=True)
@@ -329,6 +343,44 @@ class PretrainConfig:
                               f"{self.jitter} and {self.grayscale}")
 
 
+@dataclass(frozen=True)
+class InitConfig:
+    """Where a run's initial weights come from (``vitlab train --init SRC``), instead of a random initialisation.
+
+    SRC is a vitlab run folder or model file (a classification or pretraining run), an HF ``save_pretrained``
+    folder, or a timm-layout state dict (vitlab.interop.files). The encoder is SRC's; the head is SRC's only when
+    SRC's classes are the data's, else new; ``pos_embed`` is resampled to the run's grid. ``sha256`` is filled in
+    when the run starts (the SHA-256 of SRC's weight file, recorded in config.json); set, it is checked. A resumed
+    run continues from its own checkpoint and never reads SRC. See docs/finetune.md.
+    """
+
+    source: str = ""  # SRC; empty: random initialisation from the seed
+    sha256: str = ""  # of SRC's weight file: recorded when the run starts, and checked whenever SRC is read again
+    freeze: str = "none"  # none | encoder (only the head trains) | all-but-last-N (the last N blocks, norm, head)
+    stats: str = "source"  # source | data: normalise with SRC's mean and std (if it says them), or the data's
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.source, str):
+            raise ConfigError(f"init.source must be a path as a string, got {self.source!r}")
+        if self.sha256 and not SHA256.fullmatch(self.sha256):
+            raise ConfigError(f"init.sha256 must be 64 lower-case hex digits (a SHA-256), got {self.sha256!r}")
+        if self.sha256 and not self.source:
+            raise ConfigError("init.sha256 is the checksum of init.source, but init.source is empty")
+        if not FREEZE.fullmatch(self.freeze):
+            raise ConfigError(f"init.freeze={self.freeze!r} is not none, encoder or all-but-last-N with N a "
+                              f"positive integer (e.g. all-but-last-2)")
+        if self.stats not in INIT_STATS:
+            raise ConfigError(f"init.stats={self.stats!r} is not one of {INIT_STATS}")
+
+    @property
+    def trained_blocks(self) -> int | None:
+        """How many of the last blocks train (``all-but-last-N``: N; ``encoder``: 0); None when nothing is frozen."""
+        if self.freeze == "none":
+            return None
+        n = FREEZE.fullmatch(self.freeze).group(1)
+        return int(n) if n else 0
+
+
 # A run name is one plain folder name under out_dir: no path separators, never '.' or '..'.
 RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.,=+@-]{0,199}")
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -340,7 +392,8 @@ class RunConfig:
 
     ``task`` picks what is trained (vitlab.train.tasks): ``classify`` a ViT, ``segment`` a Segmenter on
     the digit canvases (section ``segment``), ``pretrain`` a ViT encoder contrastively (section
-    ``pretrain``). One loop (vitlab.train.loop.fit) trains them all.
+    ``pretrain``). One loop (vitlab.train.loop.fit) trains them all. Section ``init`` starts it from
+    pretrained weights instead of random ones (fine-tuning).
     """
 
     task: str = "classify"  # classify | segment | pretrain
@@ -349,6 +402,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    init: InitConfig = field(default_factory=InitConfig)
     name: str = ""  # run folder name under out_dir, a plain folder name; empty means a time stamp
     out_dir: str = "runs"
     seed: int = 0  # in [0, 2**32): model initialisation, data order and augmentation
@@ -381,3 +435,6 @@ class RunConfig:
             raise ConfigError(f"keep_last must be an integer >= 1, got {self.keep_last!r}")
         if not (_finite(self.dist_timeout_s) and self.dist_timeout_s > 0):
             raise ConfigError(f"dist_timeout_s must be a finite number of seconds > 0, got {self.dist_timeout_s}")
+        if self.init.freeze != "none" and not self.init.source:
+            raise ConfigError(f"init.freeze={self.init.freeze!r} would freeze randomly initialised weights: give the "
+                              f"weights to start from with --init SRC (init.source)")

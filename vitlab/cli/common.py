@@ -6,7 +6,8 @@ import os
 from ..errors import VitlabError
 
 ALIASES = {"epochs": "optim.epochs", "batch_size": "optim.batch_size", "lr": "optim.lr", "data": "data.name",
-           "val_split": "data.val_split", "test_split": "data.test_split", "tau": "pretrain.tau"}
+           "val_split": "data.val_split", "test_split": "data.test_split", "tau": "pretrain.tau",
+           "init": "init.source"}
 
 
 class CLIError(VitlabError, ValueError):

@@ -14,9 +14,10 @@ def cmd_probe(args, rest: list[str]) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
     r = probe(args.run, finetune_all=args.finetune, random=args.random, epochs=args.epochs, lr=args.lr,
-              device=args.device, threads=args.threads)
-    print(f"{r['mode']} probe: val accuracy {r['val_acc']:.4f}, test accuracy {r['test_acc']:.4f} (train "
-          f"{r['train_acc']:.4f}, {r['epochs']} epochs); written to {Path(args.run) / 'probe.json'}")
+              device=args.device, threads=args.threads, overwrite=args.overwrite, progress=not args.quiet)
+    detail = f"run folder {r['run']}" if "run" in r else f"train {r['train_acc']:.4f}"
+    print(f"{r['mode']} probe: val accuracy {r['val_acc']:.4f}, test accuracy {r['test_acc']:.4f} ({detail}, "
+          f"{r['epochs']} epochs); written to {Path(args.run) / 'probe.json'}")
     return 0
 
 
@@ -38,13 +39,18 @@ def cmd_tau_report(args, rest: list[str]) -> int:
 def add_probe_commands(sub) -> None:
     p = sub.add_parser("probe", help="linear probe (or --finetune) of a pretraining run's encoder")
     p.add_argument("run", help="pretraining run folder")
-    p.add_argument("--finetune", action="store_true", help="train the encoder and a new head together")
+    p.add_argument("--finetune", action="store_true",
+                   help="train the encoder and a new head together: a classification run initialised from RUN's "
+                        "model (vitlab train --init), into the run folder RUN-finetune (RUN-random-finetune with "
+                        "--random)")
     p.add_argument("--random", action="store_true", help="the baseline: a randomly initialised encoder of "
                                                          "the run's architecture instead of its weights")
     p.add_argument("--epochs", type=int, help="default: 300 (linear, full batch) or 20 (finetune)")
     p.add_argument("--lr", type=float, help="default: 1e-2 (linear) or 1e-3 (finetune)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="--finetune: replace an existing RUN-finetune folder")
+    p.add_argument("-q", "--quiet", action="store_true", help="--finetune: no progress bars")
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("tau-report", help="hardness, alignment/uniformity and probe accuracy across a τ sweep")

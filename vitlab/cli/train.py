@@ -17,6 +17,13 @@ def add_train_arguments(p: argparse.ArgumentParser, *, task: str | None) -> None
     p.add_argument("--recipe", help=f"starting configuration of the task (vitlab/recipes): {recipes_help()}")
     p.add_argument("--config", help="JSON or TOML file with (part of) a run configuration")
     p.add_argument("--size", help="model size from the table: Ti, S, B, L, H (sets width/depth/heads/mlp/patch)")
+    p.add_argument("--init", metavar="SRC",
+                   help="fine-tune: start from these weights instead of random ones (config key init.source): a "
+                        "vitlab run folder or model file, an HF save_pretrained folder, or a timm state dict. The "
+                        "model takes SRC's architecture; its head is kept only if SRC's classes are the data's; "
+                        "pos_embed is resampled to the data's size; unless set, the lr is the recipe's / 10 with a "
+                        "short warm-up. See also --init.freeze none|encoder|all-but-last-N, --init.stats "
+                        "source|data, --optim.layer_decay (docs/finetune.md)")
     p.add_argument("--resume", metavar="RUN", help="continue the run folder RUN from its last checkpoint (from step 0 "
                                                    "if it has none yet)")
     p.add_argument("--from", metavar="FILE", dest="rollback",
@@ -41,6 +48,8 @@ def cmd_train(args, rest: list[str]) -> int:
             overrides[key] = str(getattr(args, key))
     if args.quiet:
         overrides["progress"] = "false"
+    if args.init is not None:
+        overrides["init.source"] = args.init
     if args.rollback and not args.resume:
         raise CLIError("--from FILE rolls a run back: give the run as well, --resume RUN --from FILE")
     if args.resume:
@@ -52,11 +61,8 @@ def cmd_train(args, rest: list[str]) -> int:
                            f"{fixed + given + (['--task'] if args.command == 'train' and args.task else [])}")
         cfg = apply_overrides(load_run_config(args.resume), overrides)
     else:
-        from ..recipes import fit_to_data
-
-        cfg, explicit = build_run_config(args, overrides)
-        cfg, note = fit_to_data(cfg, explicit)
-        if note and torchrun_rank() == 0:
+        cfg, notes = configure(args, overrides)
+        for note in notes if torchrun_rank() == 0 else ():
             print(note)
     run_dir = fit(cfg, resume=args.resume, rollback=args.rollback, overwrite=args.overwrite, argv=args.argv)
     if torchrun_rank() > 0:  # rank 0 wrote the run folder and reports it
@@ -70,6 +76,23 @@ def cmd_train(args, rest: list[str]) -> int:
     if cfg.task == "pretrain":
         print(f"next: vitlab probe {run_dir}")
     return 0
+
+
+def configure(args, overrides: dict[str, str]):
+    """The run configuration a command line asks for (``build_run_config``), then, with ``--init SRC``, SRC's
+    architecture (``vitlab.recipes.from_source``), the model fitted to the data (``fit_to_data``) and, with
+    ``--init``, the fine-tuning schedule (``finetune_schedule``). Returns it and the lines that say what was chosen."""
+    from ..recipes import finetune_schedule, fit_to_data, from_source
+
+    cfg, explicit = build_run_config(args, overrides)
+    init_note = ""
+    if cfg.init.source:
+        cfg, explicit, init_note = from_source(cfg, explicit)
+    cfg, note = fit_to_data(cfg, explicit)
+    if cfg.init.source:
+        cfg, schedule = finetune_schedule(cfg, explicit)
+        init_note += schedule
+    return cfg, [n for n in (note, init_note) if n]
 
 
 def cmd_eval(args, rest: list[str]) -> int:
@@ -182,7 +205,9 @@ def cmd_sweep(args, rest: list[str]) -> int:
     overrides = parse_overrides(overrides_tokens)
     if targs.quiet:
         overrides["progress"] = "false"
-    base, _ = build_run_config(targs, overrides)
+    base, notes = configure(targs, overrides)  # as for vitlab train: fitted to the data, and to --init's weights
+    for note in notes:
+        print(note)
     out = Path(args.out) if args.out else Path(base.out_dir) / "sweep"
     run_sweep(base, grid, seeds=args.seeds, out_dir=out, overwrite=args.overwrite)
     print((out / "sweep.md").read_text())
@@ -204,7 +229,9 @@ def add_train_commands(sub) -> None:
                                    "VALUE, e.g. --model.depth 6 --optim.lr 3e-3 --pretrain.tau 0.1. Short forms: "
                                    "--epochs, --batch-size, --lr, --data, --tau, --seed, --name, --device. With "
                                    "--data SOURCE the model keys not set are fitted to the data (one line says "
-                                   "how); a shorter --epochs than the recipe's shrinks its warm-up in proportion. "
+                                   "how); a shorter --epochs than the recipe's shrinks its warm-up in proportion. With "
+                                   "--init SRC the run fine-tunes SRC's weights (its architecture, a new head "
+                                   "where the classes differ, a lower lr). "
                                    "Per-epoch metrics and best.safetensors use the validation split; the test "
                                    "split is scored once, at the end.")
     add_train_arguments(p, task=None)

@@ -1,8 +1,9 @@
 """Weights on disk in other libraries' formats -> a vitlab ViT, and back, with what prediction needs.
 
 Formats:
-    ``vitlab``: a vitlab model file (``model.safetensors`` with the ModelConfig in its header) or a
-        plain state dict with vitlab's names.
+    ``vitlab``: a vitlab model file (``model.safetensors`` with the ModelConfig in its header), a run folder
+        (its ``model.safetensors``; its ``config.json`` is a RunConfig, not an HF config) or a plain state dict
+        with vitlab's names.
     ``hf``: HF transformers ``ViTForImageClassification``/``ViTModel``: a ``save_pretrained`` folder
         (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``, and ``preprocessor_config.json``
         for the image processor) or a state-dict file.
@@ -13,6 +14,8 @@ std) and the class names. :func:`export_model` writes them where each library lo
 processor's ``preprocessor_config.json`` and ``id2label``; timm: the ``.safetensors`` metadata, or a
 ``<file>.json`` beside a ``.pth``, with the ``VisionTransformer`` arguments), and :func:`import_model`
 reads them back, so that export -> import -> predict gives the same class and probabilities.
+:func:`import_source` is the same read without the defaults, and :func:`source_config` the architecture alone,
+from headers where the format has them (what `vitlab train --init SRC` needs before the data is loaded).
 
 Pickle files are read with ``torch.load(weights_only=True)`` (``load_state_dict_file``): nothing in
 them is executed. When the target config's image size differs from the weights', ``pos_embed``
@@ -25,6 +28,7 @@ import json
 import logging
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -34,7 +38,7 @@ from ..errors import InteropError
 from ..extras import require
 from ..layers import resample_pos_embed
 from ..models import ViT
-from ..train.checkpoint import CheckpointError, load_model_state, load_state_dict_file, load_tensors
+from ..train.checkpoint import CheckpointError, load_meta, load_model_state, load_state_dict_file, load_tensors
 from .hf import config_from_hf, from_hf, to_hf
 from .timm import TIMM_NORM_EPS, config_from_timm_args, from_timm, timm_args, to_timm
 
@@ -107,31 +111,76 @@ def infer_config(sd: dict[str, torch.Tensor], *, heads: int | None = None, norm_
     )
 
 
-def _read(path: Path) -> tuple[dict[str, torch.Tensor], ModelConfig | None, dict]:
-    """(state dict, the config found beside or inside the file, its preprocessing {"mean", "std", "classes"}
-    where the file says)."""
-    if path.is_dir():
+def weights_file(path: str | Path) -> Path:
+    """The file that holds the tensors of the weights at ``path``: an HF folder's model.safetensors (or
+    pytorch_model.bin), a vitlab run folder's model.safetensors, or ``path`` itself."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    if _is_vitlab_run(path) or not (path / "config.json").is_file():
+        if (path / "model.safetensors").is_file():
+            return path / "model.safetensors"
         if (path / "config.json").is_file():
-            weights = next((path / n for n in HF_WEIGHT_FILES if (path / n).is_file()), None)
-            if weights is None:
-                raise CheckpointError(f"{path} has a config.json but none of {list(HF_WEIGHT_FILES)}")
-            cfg = _hf_config_file(path / "config.json")
-            return load_state_dict_file(weights), cfg, _hf_preprocessing(path, cfg)
-        if (path / "model.safetensors").is_file():  # a vitlab run folder
-            return _read(path / "model.safetensors")
+            raise CheckpointError(f"{path} is a vitlab run folder without a model.safetensors: the run has not "
+                                  f"finished (its final model is written at the end)")
         raise CheckpointError(f"{path} is a folder with neither config.json (HF) nor model.safetensors (vitlab)")
+    weights = next((path / n for n in HF_WEIGHT_FILES if (path / n).is_file()), None)
+    if weights is None:
+        raise CheckpointError(f"{path} has a config.json but none of {list(HF_WEIGHT_FILES)}")
+    return weights
+
+
+def _is_vitlab_run(folder: Path) -> bool:
+    """A vitlab run folder: its config.json is a RunConfig (sections ``model`` and ``task``), not an HF config."""
+    try:
+        raw = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(raw, dict) and "task" in raw and isinstance(raw.get("model"), dict)
+
+
+def _shapes(path: Path) -> dict[str, torch.Tensor]:
+    """A .safetensors file's tensors as meta tensors of their shapes, from its header alone (no tensor data is
+    read); any other file is read whole (a pickle has no header to read)."""
+    if path.suffix != ".safetensors":
+        return load_state_dict_file(path)
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"weights file {path} is unreadable (truncated or corrupted?): {e}") from e
+    if any(k.startswith("model.") for k in shapes):  # a vitlab training checkpoint, as load_state_dict_file reads it
+        shapes = {k[len("model."):]: v for k, v in shapes.items() if k.startswith("model.")}
+    return shapes
+
+
+def _read(path: Path, *, tensors: bool = True) -> tuple[dict[str, torch.Tensor], ModelConfig | None, dict]:
+    """(state dict, the config found beside or inside the file, its preprocessing {"mean", "std", "classes"}
+    where the file says). ``tensors=False``: only what the config needs (a safetensors file's shapes as meta
+    tensors; a vitlab header or an HF config.json only)."""
+    load = load_state_dict_file if tensors else _shapes
+    if path.is_dir() and (path / "config.json").is_file() and not _is_vitlab_run(path):  # an HF folder
+        cfg = _hf_config_file(path / "config.json")
+        return load(weights_file(path)), cfg, _hf_preprocessing(path, cfg)
+    path = weights_file(path)  # a vitlab run folder: its model.safetensors
     if path.suffix == ".safetensors" and path.is_file():
-        tensors, meta = load_tensors(path)
-        if "model" in meta and not any(k.startswith("model.") for k in tensors):  # a vitlab model file
-            return tensors, from_dict(ModelConfig, meta["model"]), {k: meta[k] for k in ("mean", "std", "classes",
-                                                                                          "resize") if k in meta}
-    sd = load_state_dict_file(path)
+        meta = load_meta(path)
+        if "segment" in meta:
+            raise CheckpointError(f"{path} holds a segmentation model (a ViT encoder with a decoder), not a ViT")
+        if "model" in meta:  # a vitlab model file
+            sd = load_tensors(path)[0] if tensors else _shapes(path)
+            if not any(k.startswith("model.") for k in sd):
+                return sd, from_dict(ModelConfig, meta["model"]), {k: meta[k] for k in ("mean", "std", "classes",
+                                                                                         "resize") if k in meta}
+    sd = load(path)
     exported = _timm_export_meta(path)
     if exported is not None:
         cfg = config_from_timm_args(exported["timm_args"], norm_eps=exported.get("norm_eps", TIMM_NORM_EPS))
         return sd, cfg, {k: exported[k] for k in ("mean", "std", "classes", "resize") if k in exported}
     beside = path.parent / "config.json"
-    if beside.is_file() and detect_format(sd) == "hf":
+    if beside.is_file() and not _is_vitlab_run(path.parent) and detect_format(sd) == "hf":
         cfg = _hf_config_file(beside)
         return sd, cfg, _hf_preprocessing(path.parent, cfg)
     return sd, None, {}
@@ -215,37 +264,77 @@ def import_model(path: str | Path, fmt: str = "auto", cfg: ModelConfig | None = 
         InteropError: bad ``fmt``, weights that are not a ViT in a known format.
         CheckpointError: weights that do not fit ``cfg``, naming every missing, unexpected or mis-shaped key.
     """
-    if fmt not in FORMATS:
-        raise InteropError(f"unknown weights format {fmt!r}; expected one of {FORMATS}")
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"weights {path} do not exist")
-    sd, found_cfg, preprocessing = _read(path)
-    detected = detect_format(sd)
-    if fmt != "auto" and fmt != detected:
-        raise InteropError(f"{path} holds {detected}-format weights, not {fmt}: pass --fmt {detected} (or auto)")
-    sd = _to_vitlab(sd, detected)
-    source_cfg = found_cfg or infer_config(sd, heads=heads, pool=pool,
-                                           norm_eps=1e-12 if detected == "hf" else TIMM_NORM_EPS)
+    model, preprocessing, *_ = import_source(path, fmt, cfg, heads=heads, pool=pool, img_size=img_size,
+                                             antialias=antialias)
+    missing = [k for k in ("mean", "std", "classes") if k not in preprocessing]
+    if missing:
+        log.warning("%s does not say its %s: using %s", path, " and ".join(missing),
+                    "mean = std = 0.5 per channel" if "mean" in missing else "class names 0..K-1")
+    c = model.cfg
+    meta = {"mean": [0.5] * c.in_chans, "std": [0.5] * c.in_chans, "classes": [str(i) for i in range(c.num_classes)],
+            **preprocessing}
+    return model, meta
+
+
+class Imported(NamedTuple):
+    """What :func:`import_source` read: the model, and only what the source itself says."""
+
+    model: ViT  # eval mode, at the asked image size
+    preprocessing: dict  # mean, std, classes, resize: those the source says, nothing filled in
+    source_cfg: ModelConfig  # the configuration stored with the weights, or inferred from their shapes
+    fmt: str  # the weights' layout: vitlab | hf | timm
+    resampled: bool  # pos_embed was resampled to another grid
+
+
+def import_source(path: str | Path, fmt: str = "auto", cfg: ModelConfig | None = None, *, heads: int | None = None,
+                  pool: str | None = None, img_size: int | None = None, antialias: bool | None = None) -> Imported:
+    """:func:`import_model` without the defaults it fills in: for a caller that has its own (a fine-tuning run
+    normalises with the data's statistics where the source says none), and wants to know what was read."""
+    sd, source_cfg, preprocessing, detected = _source(path, fmt, heads=heads, pool=pool, tensors=True)
     cfg = cfg or source_cfg
     if img_size and img_size != cfg.img_size:
         cfg = replace(cfg, img_size=img_size)
     model = ViT(cfg)
     pe = sd.get("pos_embed")
-    if pe is not None and pe.shape != model.pos_embed.shape and pe.shape[-1] == cfg.dim:
+    resampled = pe is not None and pe.shape != model.pos_embed.shape and pe.shape[-1] == cfg.dim
+    if resampled:
         g = cfg.grid_size
         smooth = detected == "timm" if antialias is None else antialias
         log.info("resampling pos_embed %s -> %s%s", tuple(pe.shape), tuple(model.pos_embed.shape),
                  " (antialiased)" if smooth else "")
         sd["pos_embed"] = resample_pos_embed(pe, (g, g), num_prefix_tokens=model.num_prefix_tokens, antialias=smooth)
     load_model_state(model, sd, str(path))
-    missing = [k for k in ("mean", "std", "classes") if k not in preprocessing]
-    if missing:
-        log.warning("%s does not say its %s: using %s", path, " and ".join(missing),
-                    "mean = std = 0.5 per channel" if "mean" in missing else "class names 0..K-1")
-    meta = {"mean": [0.5] * cfg.in_chans, "std": [0.5] * cfg.in_chans,
-            "classes": [str(i) for i in range(cfg.num_classes)], **preprocessing}
-    return model.eval(), meta
+    return Imported(model.eval(), preprocessing, source_cfg, detected, resampled)
+
+
+def source_config(path: str | Path, fmt: str = "auto", *, heads: int | None = None,
+                  pool: str | None = None) -> tuple[ModelConfig, dict, str]:
+    """The ModelConfig of the weights at ``path``, the preprocessing the source says and the weights' layout
+    (vitlab | hf | timm), reading no tensor data where the format allows: a vitlab header, an HF config.json, the
+    shapes in a safetensors header. A pickle file (.pth, .bin, ...) has no header and is read whole."""
+    _, source_cfg, preprocessing, detected = _source(path, fmt, heads=heads, pool=pool, tensors=False)
+    return source_cfg, preprocessing, detected
+
+
+def _source(path: str | Path, fmt: str, *, heads: int | None, pool: str | None,
+            tensors: bool) -> tuple[dict[str, torch.Tensor], ModelConfig, dict, str]:
+    """(vitlab-named state dict, source config, preprocessing as the source says, detected layout)."""
+    if fmt not in FORMATS:
+        raise InteropError(f"unknown weights format {fmt!r}; expected one of {FORMATS}")
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"weights {path} do not exist")
+    sd, found_cfg, preprocessing = _read(path, tensors=tensors)
+    try:
+        detected = detect_format(sd)
+    except InteropError as e:
+        raise InteropError(f"{path}: {e}") from e
+    if fmt != "auto" and fmt != detected:
+        raise InteropError(f"{path} holds {detected}-format weights, not {fmt}: pass --fmt {detected} (or auto)")
+    sd = _to_vitlab(sd, detected)
+    source_cfg = found_cfg or infer_config(sd, heads=heads, pool=pool,
+                                           norm_eps=1e-12 if detected == "hf" else TIMM_NORM_EPS)
+    return sd, source_cfg, preprocessing, detected
 
 
 def _check_exportable(cfg: ModelConfig, fmt: str) -> None:

@@ -9,6 +9,7 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from .cifar10 import cifar10
 from .digits import digits
+from .finetune import finetune_schedule, from_source
 from .from_data import fit_to_data
 from .mnist import fashion_mnist, mnist
 from .pretrain_digits import pretrain_digits
@@ -42,5 +43,5 @@ def recipe(name: str | None = None, task: str | None = None) -> RunConfig:
     return RECIPES[task][name]()
 
 
-__all__ = ["DEFAULT_RECIPES", "RECIPES", "cifar10", "digits", "fashion_mnist", "fit_to_data", "mnist", "pretrain_digits",
-           "pretrain_fashion_mnist", "recipe", "segment"]
+__all__ = ["DEFAULT_RECIPES", "RECIPES", "cifar10", "digits", "fashion_mnist", "finetune_schedule", "fit_to_data",
+           "from_source", "mnist", "pretrain_digits", "pretrain_fashion_mnist", "recipe", "segment"]

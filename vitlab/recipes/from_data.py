@@ -6,8 +6,8 @@ what was chosen:
 
 * ``model.in_chans``: the data's channels (a folder's: the mode most of its images have; the rest are converted);
 * ``model.img_size``: the data's size. A folder whose images differ in size or are not square is fitted to one
-  size by ``data.resize`` (center-crop by default): the median shorter side rounded down to a multiple of 8, at
-  most 224;
+  size by ``data.resize`` (center-crop by default): the median shorter side rounded down to a multiple of 8 (of the
+  patch size, when that is set or comes from ``--init`` weights), at most 224;
 * ``model.num_classes``: the data's class count (a head never has more outputs than there are classes);
 * ``model.patch_size``: kept if it divides the size into a grid of 4 to 8 tokens a side (and suits the stem),
   else the one whose grid (of 4 to 16 a side) is closest to 8 × 8;
@@ -66,7 +66,8 @@ def fit_to_data(cfg: RunConfig, explicit: set[str] | frozenset[str] = frozenset(
         converted = info.converted(channels)
         if not d.channels:
             data_changes["channels"] = channels
-        size = d.img_size or (m.img_size if "model.img_size" in explicit else _folder_size(info))
+        patch = m.patch_size if "model.patch_size" in explicit else None  # set (or SRC's, with --init): kept
+        size = d.img_size or (m.img_size if "model.img_size" in explicit else _folder_size(info, patch))
         if size != d.img_size and (len(info.sizes) > 1 or next(iter(info.sizes)) != (size, size)):
             data_changes["img_size"] = size
         lo = min(info.sizes, key=lambda s: s[0] * s[1])
@@ -115,13 +116,15 @@ def fit_to_data(cfg: RunConfig, explicit: set[str] | frozenset[str] = frozenset(
     return cfg, f"data {d.name}: " + "; ".join(notes) + "; set any --model.KEY or --epochs to choose it yourself"
 
 
-def _folder_size(info) -> int:
+def _folder_size(info, patch: int | None = None) -> int:
     """One square side for a folder: its images' if they are all that square, else the median shorter side,
-    at most MAX_INFERRED_SIZE."""
+    at most MAX_INFERRED_SIZE; a multiple of ``patch`` when the patch size is fixed."""
     if len(info.sizes) == 1:
         (w, h), = info.sizes
         if w == h:
-            return min(w, MAX_INFERRED_SIZE)
+            side = min(w, MAX_INFERRED_SIZE)
+            return side if not patch or side % patch == 0 else max(patch, side - side % patch)
     shorter = [min(w, h) for (w, h), n in info.sizes.items() for _ in range(n)]
     side = min(int(statistics.median(shorter)), MAX_INFERRED_SIZE)
-    return max(8, side - side % 8)  # they are resized anyway: to a side that patch sizes divide
+    step = patch or 8  # they are resized anyway: to a side that the patch size (or patch sizes) divide
+    return max(step, side - side % step)

@@ -6,7 +6,8 @@ the test split, once, and the files the run leaves. What a task adds (its data, 
 saved files and headline metric) is a small record in vitlab/train/tasks/; everything here is shared, so
 every task has every feature: torchrun/DDP, bf16 autocast on CUDA, Ctrl-C and SIGTERM, mid-epoch and
 keep-last-K checkpoints, the best checkpoint, resume and roll-back, the out-of-memory hint, the divergence
-check, progress bars and curves.
+check, progress bars and curves. With ``init.source`` a run starting from step 0 takes its initial weights from
+pretrained ones (vitlab.train.finetune); ``init.freeze`` and ``optim.layer_decay`` shape what the optimiser trains.
 
 A run retraces an uninterrupted one bit for bit on CPU after any stop: the learning rate is a pure function
 of the step, the data order of (seed, epoch), the random streams are re-seeded from (seed, epoch, rank) at
@@ -41,6 +42,7 @@ from .events import Events
 from .distributed import (agree, broadcast_buffers, data_parallel, gather_objects, is_distributed,
                           launched_by_torchrun, leaves_process_group, on_main_process, rank, setup_distributed, shard,
                           sum_over_processes, timeout_is_one_line, torchrun_processes, world_size)
+from .finetune import freeze, initialise
 from .interrupt import StopRequest
 from .optim import build_optimizer
 from .plots import plot_curves
@@ -99,19 +101,25 @@ def _fit(cfg: RunConfig, *, resume: Path | None, rollback: Path | None, overwrit
     seed_everything(cfg.seed)  # the model's initial weights come from the seed
     with _out_of_memory_hint(cfg.optim.batch_size, device, "building the model"):
         module = task.model(cfg, splits).to(device)
-    mean, std = splits.train.channel_stats()
-    ctx = Context(cfg, device, Normalize(mean, std).to(device), task.augment(cfg, splits).to(device),
-                  splits.train.to(device))
+    encoder = task.encoder(module)  # the ViT inside it
+    stats = None  # (mean, std) normalising the inputs; None: the training split's
+    if cfg.init.source and source is None:  # from step 0 the weights are SRC's; a continuing run's are its checkpoint's
+        cfg, stats = initialise(module, encoder, cfg, splits.train.classes)  # records init.sha256
+    freeze(encoder, cfg.init)
     module, trained = data_parallel(module, device)  # trained: what a step calls (DDP, or the module itself)
-    optimizer = build_optimizer(module, cfg.optim)
+    optimizer = build_optimizer(module, cfg.optim, encoder)
     steps_per_epoch = num_batches(len(splits.train), cfg.optim.batch_size, drop_last=True)
     total_steps = cfg.optim.epochs * steps_per_epoch
     warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
     progress, rng = Progress(), None
-    if source is not None:  # every process loads the same checkpoint
-        progress, rng, _ = restore_checkpoint(source, module, optimizer, device)
+    if source is not None:  # every process loads the same checkpoint, and normalises as the run always has
+        progress, rng, header = restore_checkpoint(source, module, optimizer, device)
+        stats = (header["mean"], header["std"]) if "mean" in header and "std" in header else None
     elif resume is not None:
         log.info("%s has no checkpoint yet: starting it again from step 0 with its saved configuration", resume)
+    mean, std = stats or splits.train.channel_stats()
+    ctx = Context(cfg, device, Normalize(mean, std).to(device), task.augment(cfg, splits).to(device),
+                  splits.train.to(device))
 
     # -- the run folder: locked for the whole run by rank 0, which alone writes it ------------------------------
     folder = on_main_process(lambda: RunFolder.open(cfg, resume=resume is not None, overwrite=overwrite))
@@ -142,8 +150,9 @@ def _train(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, pr
                 (run_dir / "argv.json").write_text(json.dumps(argv if argv is not None else sys.argv) + "\n")
                 metrics_path.write_text("")
             save_json(run_dir / "config.json", to_dict(cfg))  # a resumed run may now ask for more epochs
-    params = count_params(module)
-    log.info("%s: %s parameters; data: %d train / %d val / %d test images of %s%s", cfg.task, f"{params:,}",
+    params, trains = count_params(module), sum(p.numel() for p in module.parameters() if p.requires_grad)
+    log.info("%s: %s parameters%s; data: %d train / %d val / %d test images of %s%s", cfg.task, f"{params:,}",
+             f" ({trains:,} trained: init.freeze={cfg.init.freeze})" if cfg.init.freeze != "none" else "",
              len(splits.train), len(splits.val), len(splits.test), splits.train.shape,
              f"; {world_size()} processes, {cfg.optim.batch_size // world_size()} images each a step"
              if is_distributed() else "")
@@ -211,8 +220,8 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
                 # learning rate for this step
                 lr = warmup_cosine(progress.step, total_steps=total_steps, warmup_steps=warmup_steps,
                                    base_lr=cfg.optim.lr, min_lr=cfg.optim.min_lr)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                for group in optimizer.param_groups:  # layer-wise decay: each group its scale of the schedule's lr
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
                 # forward and loss, backward, clip, step
                 with _out_of_memory_hint(cfg.optim.batch_size, device):
                     with amp:

@@ -4,33 +4,45 @@ Linear probe (the standard protocol of SimCLR, Chen et al. 2020, §B.5 / Zhang e
 features of the un-augmented train, validation and test splits are computed once, standardised with the
 train statistics, and a Linear layer is trained on them with AdamW and cross-entropy, full batch; the
 encoder's weights are never touched. Settings are chosen on ``val_acc``; ``test_acc`` is reported beside it.
-``finetune`` instead trains the encoder and a new Linear head together, in mini-batches without augmentation. ``random=True`` does the same with a freshly initialised encoder of the
-run's architecture (seeded with the run's seed): the baseline that pretraining must beat.
+A different shape of loop from training, so it stays here, on its own.
 
-Results go to RUN/probe.json, one entry per mode: ``linear``, ``finetune``, ``random_linear``,
-``random_finetune``, each {"val_acc", "test_acc", "train_acc", "epochs", ...}.
+Fine-tuning (``finetune_all``) is an ordinary classification run of the one engine (vitlab.train.fit), initialised
+from the run's model.safetensors (``init.source``, vitlab.train.finetune): the encoder and a new head train
+together, without augmentation, with checkpoints, resume, torchrun and the validation split of every run. It
+goes into its own run folder beside RUN, ``<RUN>-finetune``. ``random=True`` does the same with a freshly
+initialised encoder of the run's architecture (seeded with the run's seed; ``<RUN>-random-finetune``): the
+baseline that pretraining must beat.
+
+Results go to RUN/probe.json, one entry per mode: ``linear`` and ``random_linear`` ({"val_acc", "test_acc",
+"train_acc", "epochs", "lr"}), ``finetune`` and ``random_finetune`` ({"val_acc", "test_acc", "epochs", "lr",
+"run"}: the final model's accuracies and its run folder).
 """
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
-from ..data import ImageSet, Normalize, batch_indices, epoch_order, load_data, read_batches
+from ..config import InitConfig, OptimConfig, RunConfig
+from ..data import ImageSet, Normalize, load_data
+from ..errors import CheckpointError, ConfigError, RunFolderError
 from ..fileio import save_json
 from ..models import ViT
-from .artifacts import load_model
+from .artifacts import MODEL_FILE, load_model
+from .checkpoint import load_meta
+from .loop import fit
 from .run_dir import load_run_config
-from .tasks.pretrain import encode, encoder_features
+from .tasks.pretrain import encode
 
 log = logging.getLogger(__name__)
 
 PROBE_FILE = "probe.json"
+FINETUNE_BATCH = 64  # images a step when fine-tuning (the batch of the hand-written loop this replaced)
 
 
 def train_linear(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, *, epochs: int = 300,
@@ -72,58 +84,42 @@ def accuracy(clf: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((clf(x).argmax(1) == y).float().mean())
 
 
-def finetune(encoder: ViT, train: ImageSet, evals: dict[str, ImageSet], normalize: Normalize, *, epochs: int = 20,
-             lr: float = 1e-3, batch_size: int = 64, seed: int = 0) -> dict:
-    """Train the encoder (in place) and a new Linear head end to end; returns the train accuracy and
-    ``<name>_acc`` for each set of ``evals``."""
-    device = normalize.mean.device
-    n_classes = max(len(train.classes), int(train.labels.max()) + 1)
-    torch.manual_seed(seed)
-    head = nn.Linear(encoder.cfg.dim, n_classes).to(device)
-    params = list(encoder.parameters()) + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
-    encoder.train()
-    for epoch in range(epochs):
-        for images, labels in read_batches(train, batch_indices(epoch_order(len(train), seed, epoch), batch_size),
-                                           device):
-            loss = F.cross_entropy(head(encoder_features(encoder, normalize(images.to(device)))), labels.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-    encoder.eval()
-
-    @torch.no_grad()
-    def acc(data: ImageSet) -> float:
-        pred = head(encode(encoder, data.images, normalize)).argmax(1)
-        return float((pred.cpu() == data.labels.cpu()).float().mean())
-
-    return {"train_acc": acc(train), **{f"{name}_acc": acc(data) for name, data in evals.items()}, "epochs": epochs,
-            "lr": lr}
+def finetune_config(run_dir: Path, cfg: RunConfig, classes: list[str], *, random: bool = False, epochs: int = 20,
+                    lr: float = 1e-3, device: str = "cpu", threads: int = 0, progress: bool = False) -> RunConfig:
+    """The classification run that fine-tunes the encoder of the pretraining run ``run_dir`` (configuration
+    ``cfg``) on that run's data: ``init.source`` its model.safetensors (or, ``random``, no init: the same
+    architecture from the run's seed), a new head of ``len(classes)`` outputs, no augmentation, AdamW at ``lr``
+    with a warm-up of a tenth of the ``epochs`` and a cosine decay to lr / 100, into ``<RUN>-finetune`` (or
+    ``<RUN>-random-finetune``) beside ``run_dir``."""
+    return RunConfig(
+        task="classify", model=replace(cfg.model, num_classes=len(classes)),
+        data=replace(cfg.data, augment="none", mixup=0.0, cutmix=0.0, random_erasing=0.0),
+        optim=OptimConfig(epochs=epochs, batch_size=FINETUNE_BATCH, lr=lr, min_lr=lr / 100, warmup_epochs=epochs / 10,
+                          weight_decay=0.05, label_smoothing=0.0),
+        init=InitConfig() if random else InitConfig(source=str(run_dir / MODEL_FILE)),
+        name=f"{run_dir.name}-{'random-' if random else ''}finetune", out_dir=str(run_dir.parent), seed=cfg.seed,
+        device=device, threads=threads, progress=progress, tensorboard=cfg.tensorboard)
 
 
 def probe(run_dir: str | Path, *, finetune_all: bool = False, random: bool = False, epochs: int | None = None,
-          lr: float | None = None, device: str = "cpu", threads: int = 0) -> dict:
-    """Probe a pretraining run's encoder (or a random one of its architecture); updates RUN/probe.json."""
+          lr: float | None = None, device: str = "cpu", threads: int = 0, overwrite: bool = False,
+          progress: bool = False) -> dict:
+    """Probe a pretraining run's encoder (or a random one of its architecture); updates RUN/probe.json.
+
+    ``finetune_all`` trains a classification run through the engine (:func:`finetune_config`, vitlab.train.fit)
+    and records its final validation and test accuracy; a run folder of that name is replaced only with
+    ``overwrite``."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     if cfg.task != "pretrain":
         raise ConfigError(f"{run_dir} is a task={cfg.task!r} run; vitlab probe takes a pretraining run "
                           f"(task='pretrain')")
-    if threads > 0:
-        torch.set_num_threads(threads)
-    encoder, meta = load_model(run_dir, device=device)
-    if random:
-        torch.manual_seed(cfg.seed)
-        encoder = ViT(encoder.cfg).to(device)
-    splits = load_data(cfg.data)
-    normalize = Normalize(meta["mean"], meta["std"]).to(device)
-    kwargs = {k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None}
-    evals = {"val": splits.val, "test": splits.test}
     if finetune_all:
-        result = finetune(encoder, splits.train, evals, normalize, seed=cfg.seed, **kwargs)
+        result = _finetune(run_dir, cfg, random=random, epochs=epochs or 20, lr=lr or 1e-3, device=device,
+                           threads=threads, overwrite=overwrite, progress=progress)
     else:
-        result = linear_probe(encoder, splits.train, evals, normalize, seed=cfg.seed, **kwargs)
+        result = _linear(run_dir, cfg, random=random, device=device, threads=threads,
+                         **{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None})
     mode = ("random_" if random else "") + ("finetune" if finetune_all else "linear")
     path = run_dir / PROBE_FILE
     results = json.loads(path.read_text()) if path.is_file() else {}
@@ -132,3 +128,33 @@ def probe(run_dir: str | Path, *, finetune_all: bool = False, random: bool = Fal
     log.info("%s probe of %s: val accuracy %.4f, test accuracy %.4f", mode, run_dir, result["val_acc"],
              result["test_acc"])
     return {"mode": mode, **result}
+
+
+def _linear(run_dir: Path, cfg: RunConfig, *, random: bool, device: str, threads: int, **kwargs) -> dict:
+    if threads > 0:
+        torch.set_num_threads(threads)
+    encoder, meta = load_model(run_dir, device=device)
+    if random:
+        torch.manual_seed(cfg.seed)
+        encoder = ViT(encoder.cfg).to(device)
+    splits = load_data(cfg.data)
+    normalize = Normalize(meta["mean"], meta["std"]).to(device)
+    return linear_probe(encoder, splits.train, {"val": splits.val, "test": splits.test}, normalize, seed=cfg.seed,
+                        **kwargs)
+
+
+def _finetune(run_dir: Path, cfg: RunConfig, *, random: bool, epochs: int, lr: float, device: str, threads: int,
+              overwrite: bool, progress: bool) -> dict:
+    classes = load_meta(run_dir / MODEL_FILE).get("classes")
+    if not classes:
+        raise CheckpointError(f"{run_dir / MODEL_FILE} does not say its classes: cannot size the fine-tuning head")
+    ft = finetune_config(run_dir, cfg, classes, random=random, epochs=epochs, lr=lr, device=device, threads=threads,
+                         progress=progress)
+    target = Path(ft.out_dir) / ft.name
+    if target.exists() and not overwrite:
+        raise RunFolderError(f"{target} exists (an earlier vitlab probe --finetune): pass --overwrite to replace "
+                             f"it, or continue it with vitlab train --resume {target}")
+    out = fit(ft, overwrite=overwrite, argv=["vitlab", "probe", str(run_dir), "--finetune"] + ["--random"] * random)
+    final = json.loads((out / "metrics.json").read_text())
+    return {"val_acc": final["val_acc"], "test_acc": final["test_acc"], "epochs": final["epochs"], "lr": lr,
+            "run": str(out)}

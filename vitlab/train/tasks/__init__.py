@@ -1,10 +1,11 @@
 """What differs between the three tasks, as one small record each; the loop (vitlab/train/loop.py) does the rest.
 
 A task says how to load and check its data, build the module the optimiser trains, augment a batch, take a
-step (the loss and the running sums of the epoch's training metrics), evaluate a split, and save what the
-run leaves for use; ``metric`` names its headline validation metric (higher is better), which picks
-``best.safetensors``, heads the curves and is what ``vitlab sweep`` plots. No callbacks, no base class:
-every function is plain and can be read, tested and called on its own.
+step (the loss and the running sums of the epoch's training metrics), evaluate a split, save what the run
+leaves for use, and where the ViT encoder inside its module is (what pretrained weights initialise); ``metric``
+names its headline validation metric (higher is better), which picks ``best.safetensors``, heads the curves and
+is what ``vitlab sweep`` plots. No callbacks, no base class: every function is plain and can be read, tested
+and called on its own.
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ class Task(NamedTuple):
     step: Callable[[nn.Module, torch.Tensor, torch.Tensor, Context], tuple[torch.Tensor, dict]]
     evaluate: Callable[[nn.Module, ImageSet, Context], dict[str, float]]  # this process's part, summed over all
     save: Callable[[Path, nn.Module, dict], None]  # model.safetensors (and what else the task leaves)
+    # the ViT inside the module: what init.source loads, init.freeze freezes and optim.layer_decay counts layers of
+    encoder: Callable[[nn.Module], nn.Module]
 
 
 def get_task(name: str) -> Task:

@@ -22,7 +22,10 @@ def check_data_fits_model(cfg: RunConfig, train: ImageSet) -> None:
     c, h, w = train.shape
     m = cfg.model
     if c != m.in_chans:
-        raise DataError(f"data {cfg.data.name!r} has {c} channels but model.in_chans={m.in_chans}")
+        hint = (f" (with init.source {cfg.init.source}, model.in_chans is the channel count its weights were trained "
+                f"on{'; --data.channels ' + str(m.in_chans) + ' converts a folder' if m.in_chans in (1, 3) else ''})"
+                if cfg.init.source else "")
+        raise DataError(f"data {cfg.data.name!r} has {c} channels but model.in_chans={m.in_chans}{hint}")
     if (h, w) != (m.img_size, m.img_size) and not m.dynamic_img_size:
         raise DataError(f"data {cfg.data.name!r} has {h}x{w} images but model.img_size={m.img_size}")
     n_classes = max(len(train.classes), int(train.labels.max()) + 1)
@@ -95,4 +98,9 @@ def save(path: Path, model: ViT, meta: dict) -> None:
     save_model(path, model, meta)
 
 
-CLASSIFY = Task(metric="acc", data=data, model=model, augment=augment, step=step, evaluate=evaluate_split, save=save)
+def encoder(module: nn.Module) -> ViT:
+    return module  # the ViT itself: its head is the classifier
+
+
+CLASSIFY = Task(metric="acc", data=data, model=model, augment=augment, step=step, evaluate=evaluate_split, save=save,
+                encoder=encoder)

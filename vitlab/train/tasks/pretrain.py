@@ -136,5 +136,9 @@ def save(path: Path, model: Contrastive, meta: dict) -> None:
     save_projection(path.parent / PROJECTION_FILE, model.projection)
 
 
+def encoder(module: nn.Module) -> ViT:
+    return module.encoder  # the projection head and the loss are the task's own
+
+
 PRETRAIN = Task(metric="knn_acc", data=data, model=model, augment=augment, step=step, evaluate=evaluate_split,
-                save=save)
+                save=save, encoder=encoder)

@@ -12,6 +12,7 @@ from ...config import RunConfig
 from ...data import ImageSet, Normalize, Splits, batch_indices
 from ...data.segmentation import load_segmentation
 from ...errors import ConfigError
+from ...models import ViT
 from ...models.segmenter import Segmenter
 from ..artifacts import save_segmenter
 from ..distributed import all_sum, my_part, sum_over_processes
@@ -78,4 +79,9 @@ def save(path: Path, model: Segmenter, meta: dict) -> None:
     save_segmenter(path, model, meta)
 
 
-SEGMENT = Task(metric="miou", data=data, model=model, augment=augment, step=step, evaluate=evaluate_split, save=save)
+def encoder(module: nn.Module) -> ViT:
+    return module.encoder  # the decoder is the Segmenter's own
+
+
+SEGMENT = Task(metric="miou", data=data, model=model, augment=augment, step=step, evaluate=evaluate_split, save=save,
+               encoder=encoder)
