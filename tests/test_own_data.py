@@ -84,6 +84,21 @@ def test_what_the_person_sets_is_kept_and_a_contradiction_is_an_error(tmp_path, 
            "exist" in capsys.readouterr().err
 
 
+def test_a_patch_size_for_other_data_is_checked_against_that_datas_size(tmp_path, capsys):
+    """`--data store:D --model.patch_size 16` failed with 'model.img_size=8 is not divisible by
+    model.patch_size=16': the recipe's 8x8 size was checked against the new patch before the model was fitted
+    to the 64x64 data. On the recipe's own data the same flag is still refused, naming the real sizes."""
+    folder = photos(tmp_path / "big", {"a": 6, "b": 6}, sizes=((64, 64),))
+    out = run(capsys, "train", "--data", f"folder:{folder}", "--model.patch_size", "16", "--out_dir",
+              tmp_path / "runs", "--name", "p16", *QUICK)
+    assert "img_size 64" in out and "(4x4 tokens of 16x16 pixels)" in out
+    model, _ = load_model(tmp_path / "runs" / "p16")
+    assert (model.cfg.img_size, model.cfg.patch_size) == (64, 16)
+    assert main(["train", "--data", "digits", "--model.patch_size", "16", "--out_dir", str(tmp_path / "runs"),
+                 *QUICK]) == 2
+    assert "model.img_size=8 is not divisible by model.patch_size=16" in capsys.readouterr().err
+
+
 def test_a_recipe_that_fits_its_data_is_left_alone():
     cfg = digits()
     assert fit_to_data(cfg) == (cfg, "")

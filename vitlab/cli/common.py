@@ -59,6 +59,10 @@ def build_run_config(args, overrides: dict[str, str]):
                                          if k not in next(iter(SIZES.values()))})
         cfg = merge(cfg, {"model": asdict(size)})
         explicit |= {f"model.{k}" for k in next(iter(SIZES.values()))}
+    if "data.name" in explicit and "model.patch_size" in overrides and "model.img_size" not in explicit:
+        # another data set's image size is not known yet: a provisional side the new patch size divides, so that
+        # the model's check passes now; fit_to_data replaces it with the data's (and checks that one)
+        overrides = {**overrides, "model.img_size": overrides["model.patch_size"]}
     cfg = apply_overrides(cfg, overrides)
     if "optim.epochs" in explicit and "optim.warmup_epochs" not in explicit and cfg.optim.epochs < base_epochs:
         # a shorter run than the recipe's: its warm-up shrinks in proportion, so that the learning rate still
