@@ -38,7 +38,8 @@ from ..errors import InteropError
 from ..extras import require
 from ..layers import resample_pos_embed
 from ..models import ViT
-from ..train.checkpoint import CheckpointError, load_meta, load_model_state, load_state_dict_file, load_tensors
+from ..train.checkpoint import (CheckpointError, load_meta, load_model_state, load_state_dict_file, load_tensors,
+                                model_tensors)
 from .hf import config_from_hf, from_hf, to_hf
 from .timm import TIMM_NORM_EPS, config_from_timm_args, from_timm, timm_args, to_timm
 
@@ -151,9 +152,7 @@ def _shapes(path: Path) -> dict[str, torch.Tensor]:
             shapes = {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in f.keys()}
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"weights file {path} is unreadable (truncated or corrupted?): {e}") from e
-    if any(k.startswith("model.") for k in shapes):  # a vitlab training checkpoint, as load_state_dict_file reads it
-        shapes = {k[len("model."):]: v for k, v in shapes.items() if k.startswith("model.")}
-    return shapes
+    return model_tensors(shapes)  # a vitlab training checkpoint's model, as load_state_dict_file reads it
 
 
 def _read(path: Path, *, tensors: bool = True) -> tuple[dict[str, torch.Tensor], ModelConfig | None, dict]:

@@ -226,6 +226,14 @@ def restore_checkpoint(path: Path, module: torch.nn.Module, optimizer: torch.opt
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 
 
+def model_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's tensors of a vitlab training checkpoint (stored under ``model.``, beside the optimiser's), or
+    ``tensors`` as they are."""
+    if any(k.startswith("model.") for k in tensors):
+        return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    return tensors
+
+
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict (name -> tensor) from a ``.safetensors`` file or a ``torch.save``'d one.
 
@@ -242,10 +250,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"weights file {path} does not exist")
     if path.suffix == ".safetensors":
-        tensors, _ = load_tensors(path)
-        if any(k.startswith("model.") for k in tensors):  # a vitlab training checkpoint
-            tensors = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        return tensors
+        return model_tensors(load_tensors(path)[0])
     if path.suffix not in PICKLE_SUFFIXES:
         raise CheckpointError(f"weights file {path}: unknown format {path.suffix!r}; expected .safetensors or "
                               f"a torch.save'd state dict ({', '.join(PICKLE_SUFFIXES)})")
