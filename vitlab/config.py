@@ -384,6 +384,7 @@ class InitConfig:
 # A run name is one plain folder name under out_dir: no path separators, never '.' or '..'.
 RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.,=+@-]{0,199}")
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+COMPILE = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -408,6 +409,9 @@ class RunConfig:
     seed: int = 0  # in [0, 2**32): model initialisation, data order and augmentation
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
+    # torch.compile the training step: auto = on CUDA only. On 2 CPU cores compiling the Fashion-MNIST model costs
+    # ~60 s and gains <= 5% once the stem runs channels-last (benchmarks/step_speed.md): repaid only past ~20 min
+    compile: str = "auto"  # auto | on | off
     progress: bool = True
     ckpt_every: int = 0  # also checkpoint every N optimiser steps inside an epoch; 0: only at epoch ends
     keep_last: int = 1  # checkpoints kept: 1 keeps checkpoint.safetensors only; K > 1 adds checkpoint-stepNNNNNN files
@@ -426,6 +430,8 @@ class RunConfig:
             raise ConfigError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
         if not DEVICE.fullmatch(self.device):
             raise ConfigError(f"device={self.device!r} is not a device: expected auto, cpu, cuda, cuda:N or mps")
+        if self.compile not in COMPILE:
+            raise ConfigError(f"compile={self.compile!r} is not one of {COMPILE}")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
             raise ConfigError(f"threads must be an integer >= 0 (0 keeps PyTorch's default), got {self.threads!r}")
         if isinstance(self.ckpt_every, bool) or not isinstance(self.ckpt_every, int) or self.ckpt_every < 0:

@@ -26,6 +26,11 @@ class ImageSet:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
         n, _, h, w = self.images.shape
+        if self.images.stride() != torch.empty(self.images.shape, device="meta").stride():
+            # one layout for every source: a size-1 axis (one channel) may carry any stride and still count as
+            # contiguous, and oneDNN picks its convolution kernel, so its rounding, by the strides; without this a
+            # run from a store and the same run in memory part after a few ulps
+            self.images = self.images.clone(memory_format=torch.contiguous_format)
         if self.labels.ndim == 0 or self.labels.shape[0] != n:
             raise ValueError(f"{self.labels.shape[0] if self.labels.ndim else 0} labels for {n} images: expected "
                              f"one label (or one label map) per image")

@@ -34,7 +34,7 @@ from ..configio import to_dict
 from ..data import Normalize, batch_indices, epoch_order, num_batches, read_batches
 from ..errors import ConfigError, RunFolderError, TrainingDiverged, TrainingInterrupted, TrainingOutOfMemory
 from ..fileio import atomic_copy, save_json
-from ..models import count_params
+from ..models import ViT, count_params
 from .artifacts import MODEL_FILE
 from .checkpoint import (BEST, CHECKPOINT, STEP_CHECKPOINT, Progress, load_meta, restore_checkpoint,
                          save_checkpoint)
@@ -107,6 +107,7 @@ def _fit(cfg: RunConfig, *, resume: Path | None, rollback: Path | None, overwrit
         cfg, stats = initialise(module, encoder, cfg, splits.train.classes)  # records init.sha256
     freeze(encoder, cfg.init)
     module, trained = data_parallel(module, device)  # trained: what a step calls (DDP, or the module itself)
+    trained = compile_step(trained, cfg.compile, device)
     optimizer = build_optimizer(module, cfg.optim, encoder)
     steps_per_epoch = num_batches(len(splits.train), cfg.optim.batch_size, drop_last=True)
     total_steps = cfg.optim.epochs * steps_per_epoch
@@ -118,6 +119,7 @@ def _fit(cfg: RunConfig, *, resume: Path | None, rollback: Path | None, overwrit
     elif resume is not None:
         log.info("%s has no checkpoint yet: starting it again from step 0 with its saved configuration", resume)
     mean, std = stats or splits.train.channel_stats()
+    skip_per_forward_check(module, mean, std)
     ctx = Context(cfg, device, Normalize(mean, std).to(device), task.augment(cfg, splits).to(device),
                   splits.train.to(device))
 
@@ -301,6 +303,27 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
         events.scalars({f"test_{k}": v for k, v in test.items()}, progress.step)
     log.info("test (once, final model): %s", "  ".join(f"{k} {v:.4f}" for k, v in test.items()))
     return run_dir
+
+
+def compile_step(trained: torch.nn.Module, setting: str, device: torch.device) -> torch.nn.Module:
+    """``trained`` under torch.compile when ``setting`` (RunConfig.compile) says so; auto means on CUDA only."""
+    if setting == "on" or (setting == "auto" and device.type == "cuda"):
+        log.info("compiling the training step (torch.compile; the first steps wait for it)")
+        return torch.compile(trained)
+    return trained
+
+
+def skip_per_forward_check(module: torch.nn.Module, mean, std) -> None:
+    """The engine's inputs are uint8 images (ImageSet holds nothing else), standardised by ``mean`` and ``std``:
+    finite whenever those are finite and std > 0. Checked here once, so the ViTs in ``module`` skip their
+    per-forward NaN/Inf scan of every batch (ViT.check_finite)."""
+    mean, std = torch.as_tensor(mean, dtype=torch.float64), torch.as_tensor(std, dtype=torch.float64)
+    if not (torch.isfinite(mean).all() and torch.isfinite(std).all() and (std > 0).all()):
+        raise ConfigError(f"the input statistics must be finite with std > 0, got mean={mean.tolist()} "
+                          f"std={std.tolist()}")
+    for m in module.modules():
+        if isinstance(m, ViT):
+            m.check_finite = False
 
 
 # -- checks made before any process group or run folder exists -------------------------------------------------
