@@ -15,6 +15,7 @@ before them (stem NCHW, for-loop AdamW, per-forward NaN/Inf check), then torch.c
 then batch size and thread count.
 
     python benchmarks/step_speed.py > benchmarks/step_speed.md
+    python benchmarks/step_speed.py --device cuda   # the peers on a GPU, bf16 autocast (benchmarks/gpu.sh)
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ from vitlab.train.optim import build_optimizer  # noqa: E402
 
 THREADS = 2
 REPS = 7
+DEVICE = torch.device("cpu")  # --device
 
 
 def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
@@ -112,7 +114,9 @@ def timm_twin(ours: ViT) -> nn.Module:
 def train_step(call, params, optimizer, x, y):
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(call(x), y, label_smoothing=0.1)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=DEVICE.type == "cuda"):  # as the engine does
+            logits = call(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=0.1)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
@@ -147,16 +151,18 @@ def cell(v: list[float]) -> str:
 def peers(name: str, cfg: ModelConfig, batch: int, reps: int, gflops: float) -> None:
     torch.manual_seed(0)
     ours = ViT(cfg).train()
-    hf, tm = hf_twin(ours).train(), timm_twin(ours).train()
-    x = torch.rand(batch, cfg.in_chans, cfg.img_size, cfg.img_size)
-    y = torch.randint(0, cfg.num_classes, (batch,))
+    hf, tm = hf_twin(ours).train().to(DEVICE), timm_twin(ours).train().to(DEVICE)
+    ours.to(DEVICE)
+    x = torch.rand(batch, cfg.in_chans, cfg.img_size, cfg.img_size, device=DEVICE)
+    y = torch.randint(0, cfg.num_classes, (batch,), device=DEVICE)
     with torch.no_grad():
         ours.eval(), hf.eval(), tm.eval()
         ref = ours(x)
-        assert torch.allclose(hf(pixel_values=x).logits, ref, atol=1e-4), "HF twin differs"
-        assert torch.allclose(tm(x), ref, atol=1e-4), "timm twin differs"
+        atol = 1e-4 if DEVICE.type == "cpu" else 5e-3  # cuDNN convolutions may use TF32
+        assert torch.allclose(hf(pixel_values=x).logits, ref, atol=atol), "HF twin differs"
+        assert torch.allclose(tm(x), ref, atol=atol), "timm twin differs"
         ours.train(), hf.train(), tm.train()
-    fns = {"vitlab": shipped_step(ours, x, y),
+    fns = {"vitlab": shipped_step(ours, x, y, compiled=DEVICE.type == "cuda"),  # compile=auto
            "HF": train_step(lambda v: hf(pixel_values=v).logits, list(hf.parameters()),
                             torch.optim.AdamW(hf.parameters(), lr=1e-4), x, y),
            "timm": train_step(tm, list(tm.parameters()), torch.optim.AdamW(tm.parameters(), lr=1e-4), x, y)}
@@ -228,6 +234,11 @@ def levers(batch: int = 128, reps: int = 4) -> None:
 
 
 def main() -> None:
+    global DEVICE
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu (both parts) or cuda (the peers only, bf16 autocast)")
+    DEVICE = torch.device(parser.parse_args().device)
     torch.set_num_threads(THREADS)
     print("# Training step: vitlab as shipped vs HF transformers and timm; the speed levers\n")
     print(header(THREADS) + f" fp32, CPU; medians of {REPS} alternating timings, spread min-max.\n")
@@ -237,8 +248,12 @@ def main() -> None:
     print("| model | batch | vitlab img/s | HF sdpa img/s | timm img/s | vitlab / HF | vitlab / timm | "
           "vitlab GFLOP/s = share of matmul |")
     print("|---|---|---|---|---|---|---|---|")
-    peers(f"Fashion-MNIST recipe ({fashion.stem} stem; class token)", fashion, 128, 4, gflops)
-    peers("ViT-Ti/16 @ 224", replace(size_config("Ti"), drop_path=0.0), 16, 2, gflops)
+    gpu = DEVICE.type == "cuda"
+    peers(f"Fashion-MNIST recipe ({fashion.stem} stem; class token)", fashion, 1024 if gpu else 128, 4, gflops)
+    peers("ViT-Ti/16 @ 224", replace(size_config("Ti"), drop_path=0.0), 256 if gpu else 16, 2, gflops)
+    if gpu:
+        print("\n(on a GPU the share column is against the CPU matmul above: compare with the card's bf16 peak)")
+        return
     print(f"\n## Levers (Fashion-MNIST recipe model as shipped: {fashion_mnist().model.stem}, "
           f"{fashion_mnist().model.pool} pooling)\n")
     levers()

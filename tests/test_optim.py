@@ -91,3 +91,23 @@ def test_one_adamw_step_matches_adam_plus_decoupled_decay():
             torch.testing.assert_close(p.detach(), expected, rtol=0, atol=1e-7, msg=name)
             # the decay is big enough to tell apart from plain Adam
             assert not torch.allclose(p.detach(), ref[name].detach(), rtol=0, atol=1e-7), name
+
+
+def test_the_engines_adamw_is_fused_and_takes_torchs_reference_steps():
+    """build_optimizer fuses AdamW on CPU; five steps of it equal five of torch's for-loop AdamW (the reference
+    implementation), same groups and hyper-parameters, up to float rounding."""
+    fused_model, loop_model = tiny_vit(), tiny_vit()
+    cfg = OptimConfig(lr=1e-2, weight_decay=0.05)
+    fused = build_optimizer(fused_model, cfg)
+    assert all(g["fused"] for g in fused.param_groups)
+    reference = torch.optim.AdamW(param_groups(loop_model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas,
+                                  foreach=False, fused=False)
+    x, y = torch.rand(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    for _ in range(5):
+        for model, opt in ((fused_model, fused), (loop_model, reference)):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    for (name, a), b in zip(fused_model.named_parameters(), loop_model.parameters()):
+        assert not torch.equal(a, tiny_vit().state_dict()[name]), name  # it moved
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)

@@ -3,6 +3,7 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vitlab import config
@@ -12,6 +13,7 @@ from vitlab.flops import forward_flops
 from vitlab.analysis import stem_grid, stem_specs
 from vitlab.flops import stem_summary
 from vitlab.layers import STEMS, ConvStem, PatchEmbed, build_stem
+from vitlab.layers.stems import CONV_STEMS
 from vitlab.models import ViT
 
 CONV = ("conv+maxpool", "conv+stride", "conv+avgpool")
@@ -172,3 +174,35 @@ def test_cli_rf_takes_a_stem_name(capsys):
     assert "maxpool2s2" in out and table[-1].split() == ["4", "conv1", "1", "1", "0", "1", "10", "4", "1.5", "8"]
     assert main(["rf", "conv3p1,maxpool2s2", "--input-size", "8"]) == 0  # spec strings still work
     assert "maxpool2s2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("stem", CONV_STEMS)
+def test_conv_stem_runs_channels_last_with_the_numbers_of_nchw(stem):
+    """The conv weights are stored channels-last (oneDNN's fast layout) yet compute what the same weights in
+    plain NCHW compute, forward and backward; the state dict saves contiguous and loads back into the layout."""
+    torch.manual_seed(0)
+    m = ConvStem(kind=stem, patch_size=4, in_chans=3, dim=16).eval()
+    convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) and not c.weight.is_contiguous()
+               for c in convs)
+    x = torch.randn(2, 3, 16, 16, requires_grad=True)
+
+    def nchw(v):  # the same layers, weights copied contiguous, applied by torch's functional ops
+        for layer in m.stages:
+            if isinstance(layer, nn.Conv2d):
+                v = F.conv2d(v, layer.weight.contiguous(), layer.bias, layer.stride, layer.padding)
+            else:
+                v = layer(v)
+        v = F.conv2d(v, m.to_dim.weight.contiguous(), m.to_dim.bias)
+        return v.flatten(2).transpose(1, 2)
+    out, ref = m(x), nchw(x)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    g_out, = torch.autograd.grad(out.square().sum(), x)
+    g_ref, = torch.autograd.grad(ref.square().sum(), x)
+    torch.testing.assert_close(g_out, g_ref, rtol=1e-4, atol=1e-5)
+    sd = m.state_dict()
+    fresh = ConvStem(kind=stem, patch_size=4, in_chans=3, dim=16)
+    fresh.load_state_dict({k: v.contiguous() for k, v in sd.items()})
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last)
+               for c in fresh.modules() if isinstance(c, nn.Conv2d))
+    torch.testing.assert_close(fresh.eval()(x), out, rtol=0, atol=0)

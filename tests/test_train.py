@@ -306,3 +306,44 @@ def test_data_that_does_not_fit_the_model(tmp_path, overrides, fragments):
         fit(cfg)
     for fragment in fragments:
         assert fragment in str(e.value)
+
+
+# -- the speed settings: compile, the input check once per data set ---------------------------------------------
+def test_the_input_check_runs_once_per_data_set_not_per_forward():
+    from vitlab.errors import ConfigError
+    from vitlab.train.loop import skip_per_forward_check
+    model = ViT(ModelConfig(img_size=8, patch_size=4, in_chans=1, num_classes=10, dim=16, depth=1, heads=2))
+    holder = torch.nn.Sequential(model)
+    x = torch.zeros(2, 1, 8, 8)
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        model(x)  # a model used on its own checks every forward
+    for mean, std in (([float("nan")], [1.0]), ([0.5], [0.0]), ([0.5], [float("inf")])):
+        with pytest.raises(ConfigError, match="input statistics must be finite with std > 0"):
+            skip_per_forward_check(holder, mean, std)
+        assert model.check_finite
+    skip_per_forward_check(holder, [0.5], [0.25])
+    assert not model.check_finite
+    assert torch.isnan(model(x)).all()  # no per-forward scan: the engine checked its inputs once
+
+
+def test_compile_setting(tmp_path):
+    from vitlab.errors import ConfigError
+    from vitlab.train.loop import compile_step
+    with pytest.raises(ConfigError, match=r"compile='yes' is not one of \('auto', 'on', 'off'\)"):
+        small_config(tmp_path, compile="yes")
+    m = torch.nn.Linear(2, 2)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert compile_step(m, "auto", cpu) is m and compile_step(m, "off", cuda) is m
+    assert compile_step(m, "on", cpu)._orig_mod is m  # torch.compile's wrapper around the module
+    assert compile_step(m, "auto", cuda)._orig_mod is m
+
+
+def test_a_compiled_run_trains_what_the_eager_run_trains(tmp_path):
+    """compile='on' (the GPU default) on the CPU: the same run, up to the float rounding fused kernels change."""
+    runs = {c: fit(small_config(tmp_path, base=TINY, name=f"compile-{c}", compile=c, **{"optim.epochs": 1}))
+            for c in ("off", "on")}
+    eager, compiled = (read_jsonl(runs[c] / "metrics.jsonl")[0] for c in ("off", "on"))
+    assert compiled["train_loss"] == pytest.approx(eager["train_loss"], abs=2e-4)
+    assert compiled["val_loss"] == pytest.approx(eager["val_loss"], abs=2e-3)
+    assert json.loads((runs["on"] / "config.json").read_text())["compile"] == "on"
