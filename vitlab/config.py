@@ -409,8 +409,8 @@ class RunConfig:
     seed: int = 0  # in [0, 2**32): model initialisation, data order and augmentation
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
-    # torch.compile the training step: auto = on CUDA only. On 2 CPU cores compiling the Fashion-MNIST model costs
-    # ~60 s and gains <= 5% once the stem runs channels-last (benchmarks/step_speed.md): repaid only past ~20 min
+    # torch.compile the training step: auto = on CUDA only. On 2 CPU cores compiling the Fashion-MNIST model took
+    # 38 s and gained nothing measurable (0.99x) once the stem runs channels-last (benchmarks/step_speed.md)
     compile: str = "auto"  # auto | on | off
     progress: bool = True
     ckpt_every: int = 0  # also checkpoint every N optimiser steps inside an epoch; 0: only at epoch ends

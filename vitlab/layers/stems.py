@@ -22,7 +22,7 @@
   The stem runs channels-last (NHWC): its convolution weights are stored so and its input is converted, which
   lets oneDNN on CPUs (and cuDNN on GPUs) skip the layout reorders around every convolution. The numbers are
   those of the NCHW convolution; only the memory layout differs (a training step of the Fashion-MNIST recipe
-  1.15-1.2x faster on 2 CPU cores, benchmarks/step_speed.md). A state dict is saved contiguous as ever.
+  1.10x faster on 2 CPU cores, benchmarks/step_speed.md). A state dict is saved contiguous as ever.
 
 Every stem is a plain stack of Conv2d / pooling / pointwise layers in run order, so
 ``vitlab.analysis.receptive_field.from_module(stem)`` gives its geometry (``stem_specs``, ``stem_grid``
