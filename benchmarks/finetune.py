@@ -1,0 +1,151 @@
+"""Transfer against scratch (issue 17): `vitlab train --init SRC` on a Fashion-MNIST folder of 8,000 training images,
+against the same architecture trained from scratch on that folder for the same epochs.
+
+1. The folder: 800 training images a class drawn with a fixed seed from Fashion-MNIST's 60,000 (vitlab carves its
+   validation split, 800 images, from them), and the official 10,000 test images, written as PNG files into
+   class folders named after Fashion-MNIST's classes (so that no SRC's class names match: every fine-tuned run gets
+   a new head).
+2. Two sources, both trained on MNIST (another data set: this is transfer, not more of the same data):
+   - `vitlab train --recipe mnist --data mnist:DIR` (the shipped recipe, supervised);
+   - `vitlab train --task pretrain --recipe fashion-mnist --data mnist:DIR` with the mnist recipe's architecture
+     (a SimCLR/InfoNCE encoder, no labels used).
+3. On the folder, each arm for EPOCHS epochs and 3 seeds, every other setting the mnist recipe's: scratch (its lr
+   2e-3), and `--init` with the fine-tuning defaults (lr / 10, short warm-up); from the supervised source also
+   `--optim.layer_decay 0.75`, `--init.freeze encoder` and `--init.freeze all-but-last-2`.
+
+Two runs go at a time, one thread each (2 cores), so every arm's training time is measured beside one other run.
+Test accuracy is the final model's, scored once; nothing here is chosen on it (the settings are the defaults,
+fixed before the runs; the validation accuracy is reported beside). Needs dataset-fashion-mnist and the MNIST idx
+files in ../shared/datasets/mnist.
+
+    python benchmarks/finetune.py > benchmarks/finetune.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from machine import header, load_now
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+# the mnist recipe's encoder, for the pretraining source (the pretraining recipe's own is a 64-wide patch ViT)
+ARCH = ["--model.dim", "96", "--model.depth", "4", "--model.heads", "4", "--model.mlp_ratio", "2",
+        "--model.stem", "conv+stride", "--model.pool", "max", "--model.class_token", "false",
+        "--model.patch_size", "4"]
+
+
+def write_folder(out: Path, per_class_train: int = 800, seed: int = 0) -> None:
+    from vitlab.data import load_idx_dir
+    from vitlab.data.idx import FASHION_MNIST_CLASSES
+
+    train, test = load_idx_dir(FASHION, FASHION_MNIST_CLASSES)
+    rng = np.random.default_rng(seed)
+    for split, data, k in (("train", train, per_class_train), ("test", test, None)):
+        labels = data.labels.numpy()
+        for c, name in enumerate(FASHION_MNIST_CLASSES):
+            folder = out / split / name.replace("/", "-")
+            folder.mkdir(parents=True, exist_ok=True)
+            idx = np.flatnonzero(labels == c)
+            for i in (idx if k is None else rng.choice(idx, size=k, replace=False)):
+                Image.fromarray(data.images[i, 0].numpy()).save(folder / f"{i:05d}.png")
+
+
+def vitlab(args: list[str], out: Path, name: str, threads: int) -> dict:
+    exe = shutil.which("vitlab") or str(Path(sys.executable).with_name("vitlab"))
+    t0 = time.perf_counter()
+    proc = subprocess.run([exe, "train", *args, "--threads", str(threads), "--out_dir", str(out), "--name", name,
+                           "-q"], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{name}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
+    run = out / name
+    return {"name": name, "wall_s": time.perf_counter() - t0, "metrics": json.loads((run / "metrics.json").read_text()),
+            "config": json.loads((run / "config.json").read_text()),
+            "lines": [ln for ln in proc.stdout.splitlines() if ln.startswith(("init ", "init.source", "data folder"))]}
+
+
+def mean_std(xs: list[float]) -> str:
+    return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else f"{xs[0]:.2f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--source-epochs", type=int, default=1, help="pretraining source's epochs on MNIST")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="vitlab-finetune-"))
+    print("# Fine-tuning from MNIST against training from scratch, on a Fashion-MNIST folder of 8,000 images\n")
+    print(header(threads=1) + " Two runs at a time, one thread each.\n")
+    t0 = time.perf_counter()
+    folder = out / "fashion-8000"
+    write_folder(folder)
+    print(f"Folder: 8,000 training images (800 a class, seed 0), the official 10,000 test images; written in "
+          f"{time.perf_counter() - t0:.0f} s.\n")
+
+    pool = ThreadPoolExecutor(2)
+    sup = pool.submit(vitlab, ["--recipe", "mnist", "--data", f"mnist:{MNIST}"], out, "src-mnist", 1)
+    con = pool.submit(vitlab, ["--task", "pretrain", "--recipe", "fashion-mnist", "--data", f"mnist:{MNIST}", *ARCH,
+                               "--epochs", str(args.source_epochs)], out, "src-mnist-simclr", 1)
+    sup, con = sup.result(), con.result()
+    print("## The sources (trained on MNIST, two at a time, one thread each)\n")
+    print("| source | command | epochs | training (s) | MNIST val | MNIST test |\n|---|---|---|---|---|---|")
+    m = sup["metrics"]
+    print(f"| supervised | `vitlab train --recipe mnist --data mnist:DIR` | {sup['config']['optim']['epochs']} | "
+          f"{m['train_time_s']:.0f} | acc {100 * m['best_val_acc']:.2f}% | acc {100 * m['test_acc']:.2f}% |")
+    m = con["metrics"]
+    knn = {k: v for k, v in m.items() if "knn" in k}
+    print(f"| contrastive (InfoNCE, τ {con['config']['pretrain']['tau']}) | `vitlab train --task pretrain --recipe "
+          f"fashion-mnist --data mnist:DIR` + the mnist recipe's architecture | {args.source_epochs} | "
+          f"{m['train_time_s']:.0f} | {json.dumps(knn)} | — |\n")
+
+    base = ["--recipe", "mnist", "--data", f"folder:{folder}", "--epochs", str(args.epochs)]
+    src, simclr = str(out / "src-mnist"), str(out / "src-mnist-simclr")
+    arms = {
+        "scratch (lr 2e-3)": base + ARCH,
+        "--init supervised (defaults: lr 2e-4)": base + ["--init", src],
+        "--init contrastive (defaults: lr 2e-4)": base + ["--init", simclr],
+        "--init supervised, layer_decay 0.75": base + ["--init", src, "--optim.layer_decay", "0.75"],
+        "--init supervised, freeze encoder": base + ["--init", src, "--init.freeze", "encoder"],
+        "--init supervised, freeze all-but-last-2": base + ["--init", src, "--init.freeze", "all-but-last-2"],
+    }
+    jobs = {(arm, s): pool.submit(vitlab, flags + ["--seed", str(s)], out, f"arm{i}-seed{s}", 1)
+            for s in args.seeds for i, (arm, flags) in enumerate(arms.items())}
+    results = {key: job.result() for key, job in jobs.items()}
+
+    arch = {arm: results[(arm, args.seeds[0])]["config"]["model"] for arm in arms}
+    same = all({k: v for k, v in a.items() if k != "num_classes"} == {k: v for k, v in arch[next(iter(arms))].items()
+                                                                      if k != "num_classes"} for a in arch.values())
+    print(f"## On the folder: {args.epochs} epochs, seeds {args.seeds}\n")
+    print(f"Every arm's model configuration is the same: {same}.\n")
+    print("| arm | test accuracy (%) | best val accuracy (%) | training (s) | each seed's test accuracy |\n"
+          "|---|---|---|---|---|")
+    for arm in arms:
+        rs = [results[(arm, s)] for s in args.seeds]
+        test = [100 * r["metrics"]["test_acc"] for r in rs]
+        val = [100 * r["metrics"]["best_val_acc"] for r in rs]
+        secs = [r["metrics"]["train_time_s"] for r in rs]
+        print(f"| {arm} | {mean_std(test)} | {mean_std(val)} | {statistics.mean(secs):.0f} | "
+              f"{', '.join(f'{t:.2f}' for t in test)} |")
+    print("\nWhat each `--init` run said (seed 0):\n")
+    for arm in arms:
+        for line in results[(arm, args.seeds[0])]["lines"]:
+            print(f"- {arm}: `{line}`")
+    print(f"\nWhole benchmark: {time.perf_counter() - t0:.0f} s; load at the end {load_now():.2f}. Run folders: {out}")
+
+
+if __name__ == "__main__":
+    main()
