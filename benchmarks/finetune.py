@@ -9,9 +9,11 @@ against the same architecture trained from scratch on that folder for the same e
    - `vitlab train --recipe mnist --data mnist:DIR` (the shipped recipe, supervised);
    - `vitlab train --task pretrain --recipe fashion-mnist --data mnist:DIR` with the mnist recipe's architecture
      (a SimCLR/InfoNCE encoder, no labels used).
-3. On the folder, each arm for EPOCHS epochs and 3 seeds, every other setting the mnist recipe's: scratch (its lr
-   2e-3), and `--init` with the fine-tuning defaults (lr / 10, short warm-up); from the supervised source also
-   `--optim.layer_decay 0.75`, `--init.freeze encoder` and `--init.freeze all-but-last-2`.
+3. On the folder, every setting the mnist recipe's but the epochs (EPOCHS for all) and the learning rate: each start
+   (scratch, the supervised source, the contrastive one) gets the lr of a small grid with the best validation
+   accuracy, in runs of a seed of their own (100); then each arm trains with 3 other seeds: scratch, `--init` with
+   the fine-tuning defaults (lr / 10, short warm-up), `--init` at the chosen lr from each source, and from the
+   supervised source also `--optim.layer_decay 0.75`, `--init.freeze encoder` and `--init.freeze all-but-last-2`.
 
 Two runs go at a time, one thread each (2 cores), so every arm's training time is measured beside one other run.
 Test accuracy is the final model's, scored once; nothing here is chosen on it (the settings are the defaults,
@@ -45,6 +47,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 ARCH = ["--model.dim", "96", "--model.depth", "4", "--model.heads", "4", "--model.mlp_ratio", "2",
         "--model.stem", "conv+stride", "--model.pool", "max", "--model.class_token", "false",
         "--model.patch_size", "4"]
+SCRATCH_LRS, INIT_LRS, CHOICE_SEED = (1e-3, 2e-3, 4e-3), (2e-4, 6e-4, 2e-3), 100
 
 
 def write_folder(out: Path, per_class_train: int = 800, seed: int = 0) -> None:
@@ -114,22 +117,47 @@ def main() -> None:
 
     base = ["--recipe", "mnist", "--data", f"folder:{folder}", "--epochs", str(args.epochs)]
     src, simclr = str(out / "src-mnist"), str(out / "src-mnist-simclr")
+
+    # 1. each start's learning rate, chosen on the validation split with a seed of its own (not a reported one)
+    grids = {"scratch": (base + ARCH, SCRATCH_LRS), "supervised": (base + ["--init", src], INIT_LRS),
+             "contrastive": (base + ["--init", simclr], INIT_LRS)}
+    jobs = {(start, lr): pool.submit(vitlab, flags + ["--lr", str(lr), "--seed", str(CHOICE_SEED)], out,
+                                     f"choose-{start}-lr{lr}", 1)
+            for start, (flags, lrs) in grids.items() for lr in lrs}
+    chosen = {}
+    print(f"## 1. The learning rate of each start, chosen on the validation split (seed {CHOICE_SEED}, "
+          f"{args.epochs} epochs)\n")
+    print("| start | " + " | ".join(f"lr {lr:g}" for lr in sorted({*SCRATCH_LRS, *INIT_LRS})) + " | chosen |")
+    print("|---" * (len({*SCRATCH_LRS, *INIT_LRS}) + 2) + "|")
+    for start, (_, lrs) in grids.items():
+        val = {lr: jobs[(start, lr)].result()["metrics"]["best_val_acc"] for lr in lrs}
+        chosen[start] = max(lrs, key=lambda lr: (val[lr], -lr))  # ties: the smaller step
+        cells = [f"{100 * val[lr]:.2f}" if lr in val else "" for lr in sorted({*SCRATCH_LRS, *INIT_LRS})]
+        print(f"| {start} | " + " | ".join(cells) + f" | {chosen[start]:g} |")
+    print("\nBest validation accuracy (%) of each run. The fine-tuning default is the recipe's lr / 10 = 0.0002.\n")
+
+    # 2. each arm at its chosen lr, 3 seeds; the fine-tuning default beside
+    sup = ["--init", src, "--lr", str(chosen["supervised"])]
     arms = {
-        "scratch (lr 2e-3)": base + ARCH,
-        "--init supervised (defaults: lr 2e-4)": base + ["--init", src],
-        "--init contrastive (defaults: lr 2e-4)": base + ["--init", simclr],
-        "--init supervised, layer_decay 0.75": base + ["--init", src, "--optim.layer_decay", "0.75"],
-        "--init supervised, freeze encoder": base + ["--init", src, "--init.freeze", "encoder"],
-        "--init supervised, freeze all-but-last-2": base + ["--init", src, "--init.freeze", "all-but-last-2"],
+        f"scratch (lr {chosen['scratch']:g})": base + ARCH + ["--lr", str(chosen["scratch"])],
+        "--init supervised, the defaults (lr 0.0002)": base + ["--init", src],
+        f"--init supervised (lr {chosen['supervised']:g})": base + sup,
+        f"--init contrastive (lr {chosen['contrastive']:g})": base + ["--init", simclr, "--lr",
+                                                                       str(chosen["contrastive"])],
+        f"--init supervised (lr {chosen['supervised']:g}), layer_decay 0.75": base + sup + ["--optim.layer_decay",
+                                                                                            "0.75"],
+        f"--init supervised (lr {chosen['supervised']:g}), freeze encoder": base + sup + ["--init.freeze", "encoder"],
+        f"--init supervised (lr {chosen['supervised']:g}), freeze all-but-last-2": base + sup + [
+            "--init.freeze", "all-but-last-2"],
     }
     jobs = {(arm, s): pool.submit(vitlab, flags + ["--seed", str(s)], out, f"arm{i}-seed{s}", 1)
             for s in args.seeds for i, (arm, flags) in enumerate(arms.items())}
     results = {key: job.result() for key, job in jobs.items()}
 
     arch = {arm: results[(arm, args.seeds[0])]["config"]["model"] for arm in arms}
-    same = all({k: v for k, v in a.items() if k != "num_classes"} == {k: v for k, v in arch[next(iter(arms))].items()
-                                                                      if k != "num_classes"} for a in arch.values())
-    print(f"## On the folder: {args.epochs} epochs, seeds {args.seeds}\n")
+    first = arch[next(iter(arms))]
+    same = all(a == first for a in arch.values())
+    print(f"## 2. On the folder: {args.epochs} epochs, seeds {args.seeds}\n")
     print(f"Every arm's model configuration is the same: {same}.\n")
     print("| arm | test accuracy (%) | best val accuracy (%) | training (s) | each seed's test accuracy |\n"
           "|---|---|---|---|---|")
@@ -140,7 +168,9 @@ def main() -> None:
         secs = [r["metrics"]["train_time_s"] for r in rs]
         print(f"| {arm} | {mean_std(test)} | {mean_std(val)} | {statistics.mean(secs):.0f} | "
               f"{', '.join(f'{t:.2f}' for t in test)} |")
-    print("\nWhat each `--init` run said (seed 0):\n")
+    print("\nMean ± standard deviation over the seeds. Training time: metrics.json's train_time_s (the epochs' "
+          "steps, one thread, beside one other run); a frozen encoder trains no backward pass through it.\n")
+    print("What each `--init` run said (seed 0):\n")
     for arm in arms:
         for line in results[(arm, args.seeds[0])]["lines"]:
             print(f"- {arm}: `{line}`")

@@ -83,7 +83,9 @@ def first_step(monkeypatch):
             x = ctx.normalize(ctx.augment(images.float().div_(255)))
             with torch.no_grad():
                 seen.update(state={k: v.clone() for k, v in module.state_dict().items()}, module=module, ctx=ctx,
-                            x=x, logits=trained(x) if ctx.cfg.task == "classify" else None)
+                            x=x, logits=trained(x) if ctx.cfg.task == "classify" else None, labels=labels)
+            if ctx.cfg.task == "classify":  # the loss the task's own step takes its first update from
+                seen["loss"] = real(name).step(trained, images, labels, ctx)[0].detach()
             raise FirstStep
 
         return real(name)._replace(step=step)
@@ -315,6 +317,37 @@ def test_init_from_an_hf_save_pretrained_folder(tmp_path, first_step, capsys):
     assert "init " in out and "hf ViT" in out and "fine-tuning schedule: lr" in out
 
 
+def test_an_hf_model_fine_tunes_on_other_classes_and_size_from_the_loss_hf_computes(tmp_path, first_step):
+    """Issue 17's parity check: an HF ViTForImageClassification (10 classes, 8x8) saved with save_pretrained,
+    fine-tuned on a folder of 3 classes at 16x16. The run's first-step loss, before any update, is the loss HF
+    itself computes on the same batch with the same new head (HF given that head, and its own bicubic resampling
+    of the position embedding, ``interpolate_pos_encoding=True``)."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    from test_own_data import photos
+
+    torch.manual_seed(0)
+    hf = ViTForImageClassification(ViTConfig(image_size=8, patch_size=4, num_channels=1, hidden_size=32,
+                                             num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                                             num_labels=10))
+    hf.save_pretrained(tmp_path / "hf")
+    folder = photos(tmp_path / "shapes", {"a": 10, "b": 10, "c": 10}, sizes=((16, 16),))
+    with pytest.raises(FirstStep):
+        main(["train", "--init", str(tmp_path / "hf"), "--data", f"folder:{folder}", "--data.channels", "1",
+              "--data.augment", "none", "--optim.label_smoothing", "0", "--out_dir", str(tmp_path), "--name", "ft",
+              *CLI])
+    cfg, state = first_step["ctx"].cfg, first_step["state"]
+    assert (cfg.model.img_size, cfg.model.num_classes, state["head.weight"].shape) == (16, 3, (3, 32))
+    new = ViTForImageClassification.from_pretrained(tmp_path / "hf", num_labels=3, ignore_mismatched_sizes=True)
+    with torch.no_grad():
+        new.classifier.weight.copy_(state["head.weight"])
+        new.classifier.bias.copy_(state["head.bias"])
+        expected = new.train()(pixel_values=first_step["x"], labels=first_step["labels"],
+                               interpolate_pos_encoding=True).loss
+    torch.testing.assert_close(first_step["loss"], expected, rtol=0, atol=1e-5)
+    assert first_step["loss"] > 0.5  # a real cross-entropy of a new 3-way head, not a degenerate one
+
+
 def test_init_from_a_timm_layout_state_dict(tmp_path, first_step, capsys):
     from safetensors.torch import save_file
 
@@ -410,8 +443,31 @@ def cnn_weights(folder):
     return folder / "cnn.pth"
 
 
-@pytest.mark.parametrize("make, fragment", [(missing, "does not exist"), (text_file, "unknown format '.txt'"),
-                                            (cnn_weights, "not a ViT state dict")])
+def needs_code(folder):
+    torch.save({"model": FirstStep("an object of a test class")}, folder / "trainer.pth")  # unpickling runs code
+    return folder / "trainer.pth"
+
+
+def timm_file(name, **kwargs):
+    """A file of timm's own VisionTransformer, of an architecture vitlab's ViT cannot express."""
+    def make(folder):
+        from safetensors.torch import save_file
+        from timm_shim import import_timm
+
+        timm = import_timm()
+        model = timm.models.VisionTransformer(img_size=8, patch_size=4, in_chans=1, num_classes=10, embed_dim=64,
+                                              depth=1, num_heads=1, **kwargs)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / f"{name}.safetensors")
+        return folder / f"{name}.safetensors"
+    return make
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (missing, "does not exist"), (text_file, "unknown format '.txt'"), (cnn_weights, "not a ViT state dict"),
+    (needs_code, "needs arbitrary code to unpickle"),
+    (timm_file("layer_scale", init_values=1e-5), "no mapping for ['blocks.0.ls1.gamma', 'blocks.0.ls2.gamma']"),
+    (timm_file("no_embed_class", no_embed_class=True), "none for the class token (timm's no_embed_class=True)"),
+])
 def test_a_missing_or_foreign_src_is_one_line_before_any_run_folder(tmp_path, capsys, make, fragment):
     path = make(tmp_path)
     assert main(["train", "--init", str(path), "--out_dir", str(tmp_path / "runs"), "--name", "r", *CLI]) == 2

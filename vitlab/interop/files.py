@@ -94,6 +94,9 @@ def infer_config(sd: dict[str, torch.Tensor], *, heads: int | None = None, norm_
     except KeyError as e:
         raise InteropError(f"cannot infer the model configuration: the weights have no {e.args[0]!r}") from e
     side = int(round(n**0.5))
+    if class_token and side * side != n and round((n + 1) ** 0.5) ** 2 == n + 1:
+        raise InteropError(f"its position embedding has {n + 1} positions, one per patch and none for the class "
+                           f"token (timm's no_embed_class=True), which vitlab's ViT has no counterpart for")
     if side * side != n:
         raise InteropError(f"cannot infer the image size: {n} patch positions are not a square grid; pass a config")
     if heads is None:

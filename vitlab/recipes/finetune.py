@@ -40,10 +40,10 @@ def from_source(cfg: RunConfig, explicit: set[str] | frozenset[str] = frozenset(
     hints = {k: getattr(m, k) for k in ("heads", "pool") if f"model.{k}" in explicit}  # where shapes say nothing
     try:
         theirs, _, fmt = source_config(src, **hints)
-    except InteropError as e:
-        if "number of heads" not in str(e):
-            raise
-        raise InteropError(f"init.source {src} does not say its number of heads ({e}): set --model.heads") from e
+    except InteropError as e:  # one line that names the file, whatever the reader found wrong
+        if "number of heads" in str(e):
+            raise InteropError(f"init.source {src} does not say its number of heads ({e}): set --model.heads") from e
+        raise InteropError(str(e) if str(src) in str(e) else f"init.source {src}: {e}") from e
     for key in WEIGHT_KEYS:
         if f"model.{key}" in explicit and getattr(m, key) != getattr(theirs, key):
             raise ConfigError(f"model.{key}={getattr(m, key)!r} was set, but init.source {src} holds a ViT with "
