@@ -16,8 +16,9 @@ against the same architecture trained from scratch on that folder for the same e
    supervised source also `--optim.layer_decay 0.75`, `--init.freeze encoder` and `--init.freeze all-but-last-2`.
 
 Two runs go at a time, one thread each (2 cores), so every arm's training time is measured beside one other run.
-Test accuracy is the final model's, scored once; nothing here is chosen on it (the settings are the defaults,
-fixed before the runs; the validation accuracy is reported beside). Needs dataset-fashion-mnist and the MNIST idx
+Test accuracy is the final model's, scored once; nothing here is chosen on it (the learning rates are chosen on
+the validation split, by runs whose seed is not among the reported ones; every other setting was fixed before the
+runs). Needs dataset-fashion-mnist and the MNIST idx
 files in ../shared/datasets/mnist.
 
     python benchmarks/finetune.py > benchmarks/finetune.md
