@@ -175,7 +175,7 @@ def main() -> None:
     for arm in arms:
         for line in results[(arm, args.seeds[0])]["lines"]:
             print(f"- {arm}: `{line}`")
-    print(f"\nWhole benchmark: {time.perf_counter() - t0:.0f} s; load at the end {load_now():.2f}. Run folders: {out}")
+    print(f"\nWhole benchmark: {time.perf_counter() - t0:.0f} s; load at the end {load_now()}. Run folders: {out}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def add_train_arguments(p: argparse.ArgumentParser, *, task: str | None) -> None
                    help="fine-tune: start from these weights instead of random ones (config key init.source): a "
                         "vitlab run folder or model file, an HF save_pretrained folder, or a timm state dict. The "
                         "model takes SRC's architecture; its head is kept only if SRC's classes are the data's; "
-                        "pos_embed is resampled to the data's size; unless set, the lr is the recipe's / 10 with a "
+                        "pos_embed is resampled to the data's size; unless set, the lr is the recipe's x 0.3 with a "
                         "short warm-up. See also --init.freeze none|encoder|all-but-last-N, --init.stats "
                         "source|data, --optim.layer_decay (docs/finetune.md)")
     p.add_argument("--resume", metavar="RUN", help="continue the run folder RUN from its last checkpoint (from step 0 "
