@@ -357,16 +357,8 @@ def test_torchrun_segmentation_stops_on_sigterm_at_one_step_and_resumes_bit_for_
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     rows = lambda r: [{k: v for k, v in json.loads(line).items() if k not in ("epoch_time_s", "images_per_s")}  # noqa: E731
                       for line in (r / "metrics.jsonl").read_text().splitlines()]
-    # the validation metrics are equal; an epoch's training means are sums over both processes, and a resumed
-    # epoch adds the two processes' parts in another order (float32 rounding, ~1e-7): equal to rounding
-    full_rows, cut_rows = rows(tmp_path / "full"), rows(run)
-    assert [r["epoch"] for r in cut_rows] == [1, 2] and [r.keys() for r in full_rows] == [r.keys() for r in cut_rows]
-    for f, c in zip(full_rows, cut_rows):
-        assert {k: v for k, v in f.items() if not k.startswith("train_")} == \
-            {k: v for k, v in c.items() if not k.startswith("train_")}
-        assert {k: v for k, v in c.items() if k.startswith("train_")} == pytest.approx(
-            {k: v for k, v in f.items() if k.startswith("train_")}, rel=1e-6, abs=0)
-    assert {"val_miou", "val_pixel_acc", "train_pixel_acc"} <= set(cut_rows[0])
+    assert rows(tmp_path / "full") == rows(run) and [r["epoch"] for r in rows(run)] == [1, 2]
+    assert {"val_miou", "val_pixel_acc", "train_pixel_acc"} <= set(rows(run)[0])
 
 
 def test_a_stalled_process_times_out_with_one_line(tmp_path):

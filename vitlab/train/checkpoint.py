@@ -161,7 +161,8 @@ def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.
 @dataclass
 class Progress:
     """Where a run stands: ``epoch`` finished epochs, ``step`` optimiser steps, ``batch`` batches done of the
-    next epoch (0 at an epoch end) with its running metric sums ``sums`` (over every process) and wall-clock
+    next epoch (0 at an epoch end) with its running metric sums ``sums`` (each a tensor of every process's own
+    sum, in rank order) and wall-clock
     ``elapsed`` seconds; the best validation value so far and its epoch."""
 
     epoch: int = 0

@@ -199,6 +199,20 @@ def sum_over_processes(*values: torch.Tensor | float | int) -> list:
             for v, total in zip(values, packed)]
 
 
+def each_process(*values: torch.Tensor | float | int) -> list[torch.Tensor]:
+    """Every process's own value of each running total: one tensor per value, an entry a process in rank order.
+    What a mid-epoch checkpoint keeps, so that a resumed process goes on from its own partial sum and the epoch's
+    totals are added in the order of an uninterrupted run (a sum of the processes' sums would be rounded
+    differently). Gathered exactly: each row is float64 zeros but the process's own, summed."""
+    device = next((v.device for v in values if isinstance(v, torch.Tensor)), torch.device("cpu"))
+    dtypes = [v.dtype if isinstance(v, torch.Tensor) else torch.as_tensor(v).dtype for v in values]
+    rows = torch.zeros(world_size(), len(values), dtype=torch.float64, device=device)  # (P, K)
+    rows[rank()] = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device).reshape(()) for v in values])
+    rows = all_sum(rows)
+    # fresh (P,) tensors: a column view's stride would be K, which a safetensors file cannot hold
+    return [torch.empty(len(rows), dtype=dtype, device=device).copy_(rows[:, i]) for i, dtype in enumerate(dtypes)]
+
+
 def all_sum(t: torch.Tensor) -> torch.Tensor:
     """The element-wise sum of ``t`` over the processes (e.g. a confusion matrix); ``t`` itself outside a group."""
     if not is_distributed():

@@ -39,7 +39,7 @@ from .artifacts import MODEL_FILE
 from .checkpoint import (BEST, CHECKPOINT, STEP_CHECKPOINT, Progress, load_meta, restore_checkpoint,
                          save_checkpoint)
 from .events import Events
-from .distributed import (agree, broadcast_buffers, data_parallel, gather_objects, is_distributed,
+from .distributed import (agree, broadcast_buffers, data_parallel, each_process, gather_objects, is_distributed,
                           launched_by_torchrun, leaves_process_group, on_main_process, rank, setup_distributed, shard,
                           sum_over_processes, timeout_is_one_line, torchrun_processes, world_size)
 from .finetune import freeze, initialise
@@ -204,7 +204,8 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
             module.train()
             if progress.batch:  # inside an epoch: this process's random state and the epoch's sums so far
                 rng[rank()].restore()
-                sums = progress.sums if main_process else {k: torch.zeros_like(v) for k, v in progress.sums.items()}
+                sums = {k: v[rank()] if v.dim() else (v if main_process else torch.zeros_like(v))
+                        for k, v in progress.sums.items()}  # 0-d: an older checkpoint's sum over the processes
                 t0 = time.perf_counter() - progress.elapsed
             else:  # every process its own random stream, a pure function of (seed, epoch, rank)
                 seed_epoch(cfg.seed, epoch, rank())
@@ -248,7 +249,7 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
                 if batch_no < steps_per_epoch and (stopping or (cfg.ckpt_every and
                                                                 progress.step % cfg.ckpt_every == 0)):
                     progress.batch, progress.elapsed = batch_no, time.perf_counter() - t0
-                    progress.sums = dict(zip(sums, sum_over_processes(*sums.values())))
+                    progress.sums = dict(zip(sums, each_process(*sums.values())))
                     checkpoint()
                     if stopping:
                         bar.close()
