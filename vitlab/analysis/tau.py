@@ -35,10 +35,10 @@ def weight_profile(z1: torch.Tensor, z2: torch.Tensor, temperature: float, top: 
 
 
 # -- vitlab tau-report: the three figures over a τ sweep's run folders ---------------------------------
-def _run_summary(run_dir, images: int) -> dict:
-    """τ, the negative-weight profile on ``images`` validation images (two seeded views -> encoder -> projection, the
-    embeddings the loss saw), final validation alignment/uniformity/kNN from metrics.json, linear-probe accuracy."""
-    import json
+def view_embeddings(run_dir, images: int):
+    """The embeddings the loss saw for ``images`` validation images of a pretraining run: two seeded views ->
+    encoder -> projection head (the same views for a seed, whatever the run's τ). Returns (cfg, z1, z2), each
+    z (images, proj_dim)."""
     from pathlib import Path
 
     from ..data import Normalize, load_data
@@ -63,6 +63,17 @@ def _run_summary(run_dir, images: int) -> dict:
         if head is not None:
             z = [head(h) for h in z]
     torch.set_rng_state(state)
+    return cfg, z[0], z[1]
+
+
+def _run_summary(run_dir, images: int) -> dict:
+    """τ, the negative-weight profile on ``images`` validation images (:func:`view_embeddings`), final validation
+    alignment/uniformity/kNN from metrics.json, linear-probe accuracy."""
+    import json
+    from pathlib import Path
+
+    run_dir = Path(run_dir)
+    cfg, *z = view_embeddings(run_dir, images)
     profile = weight_profile(z[0], z[1], cfg.pretrain.tau)
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
     probe = json.loads((run_dir / "probe.json").read_text()) if (run_dir / "probe.json").is_file() else {}

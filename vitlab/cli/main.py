@@ -9,6 +9,7 @@ import sys
 import traceback
 
 from ..errors import ProcessGroupTimeout, VitlabError
+from .claims import add_claims_commands
 from .common import torchrun_rank
 from .data import add_data_commands
 from .inspection import cmd_analyse, cmd_models, cmd_predict, cmd_rf
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_commands(sub)
     add_interop_commands(sub)
     add_probe_commands(sub)
+    add_claims_commands(sub)
     return parser
 
 

@@ -10,8 +10,9 @@ Four ways to double a feature map, from fixed to learned to remembered:
   ``d(k-1) - p`` and convolving with the spatially flipped kernel (Dumoulin & Visin 2016,
   "A guide to convolution arithmetic for deep learning", §4); with k = s = 2 the kernels
   do not overlap, so each input pixel paints its own 2×2 block and the uneven overlap
-  that makes checkerboards (Odena et al. 2016, "Deconvolution and Checkerboard
-  Artifacts", Distill) cannot occur;
+  that Odena et al. 2016 ("Deconvolution and Checkerboard Artifacts", Distill) blame
+  for checkerboards cannot occur; a kernel with unequal taps still tiles a period-2
+  pattern over a flat input (measured by ``vitlab claims --only 3``);
 * ``unpool`` — ``MaxUnpool2d(2)`` puts each value back where the matching
   ``MaxPool2d(2, return_indices=True)`` found its maximum and zeros elsewhere (SegNet,
   Badrinarayanan et al. 2017), so the encoder's pooling indices must be passed in.
