@@ -1,6 +1,7 @@
 """vitlab claims: every claim of the study notes, checked here, with a verdict and its evidence."""
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -35,14 +36,16 @@ def cmd_claims(args, rest: list[str]) -> int:
                        f"pretrain.tau=... --out DIR` wrote")
     if args.keep_runs and Path(args.keep_runs).exists() and any(Path(args.keep_runs).iterdir()):
         raise CLIError(f"--keep-runs {args.keep_runs} is not empty; give a new or empty folder")
-    start = time.perf_counter()
+    start, load_start = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="vitlab-claims-") as scratch:
         runs = Path(args.keep_runs) if args.keep_runs else Path(scratch)  # the engine runs' folders
         lab = Lab(out=out, runs=runs, seed=args.seed, seeds=args.seeds,
                   tau_sweep=Path(args.tau_sweep) if args.tau_sweep else None)
         results = run(lab, only)
     total = time.perf_counter() - start
-    header = (f"Written by `{' '.join(['vitlab', *args.argv[1:]])}` in {total:.0f} s." if args.argv else "")
+    command = " ".join(["vitlab", *args.argv[1:]]) if args.argv else "vitlab claims"
+    header = "\n\n".join(filter(None, [args.header, f"Written by `{command}` in {total:.0f} s; load average (1 min) "
+                                                    f"{load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end."]))
     path = report.write(results, lab, report_path, header=header)
     width = max(len(f.verdict) for _, f, _ in results)
     for claim, finding, seconds in results:
@@ -66,4 +69,6 @@ def add_claims_commands(sub) -> None:
     p.add_argument("--keep-runs", metavar="DIR", help="keep the engine runs' folders here (default: a temporary "
                                                       "folder, removed at the end)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    p.add_argument("--header", metavar="TEXT", help="a paragraph to open the report with (e.g. the commit and the "
+                                                    "machine: benchmarks/claims.sh)")
     p.set_defaults(func=cmd_claims)
