@@ -111,8 +111,15 @@ def test_one_thread_restores_the_setting():
     assert torch.get_num_threads() == before
 
 
+def test_every_batch_size_gets_its_epochs_and_at_least_the_minimum_steps():
+    # 1,292 images: batch 256 is 6 steps an epoch, so 200 steps take ceil(200 / 6) = 34 epochs; batch 32 is 41
+    # steps an epoch, and 5 epochs (205 steps) already pass 200
+    assert [norms.epochs_for(b) for b in (2, 8, 32, 256)] == [5, 5, 5, 34]
+
+
 def test_a_job_is_seeded(monkeypatch):
     monkeypatch.setattr(norms, "EPOCHS", 1)
+    monkeypatch.setattr(norms, "MIN_STEPS", 0)
     data = norms.digits_data()
     small = type(data)(data.train_x[:64], data.train_y[:64], data.val_x[:64], data.val_y[:64], data.test_x[:64],
                        data.test_y[:64])

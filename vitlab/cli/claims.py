@@ -1,6 +1,7 @@
 """vitlab claims: every claim of the study notes, checked here, with a verdict and its evidence."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -36,6 +37,8 @@ def cmd_claims(args, rest: list[str]) -> int:
                        f"pretrain.tau=... --out DIR` wrote")
     if args.keep_runs and Path(args.keep_runs).exists() and any(Path(args.keep_runs).iterdir()):
         raise CLIError(f"--keep-runs {args.keep_runs} is not empty; give a new or empty folder")
+    if not args.verbose:  # the claims report their progress; the engine's per-epoch lines would bury it
+        logging.getLogger("vitlab.train").setLevel(logging.WARNING)
     start, load_start = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="vitlab-claims-") as scratch:
         runs = Path(args.keep_runs) if args.keep_runs else Path(scratch)  # the engine runs' folders
