@@ -46,7 +46,10 @@ def cmd_claims(args, rest: list[str]) -> int:
                   tau_sweep=Path(args.tau_sweep) if args.tau_sweep else None)
         results = run(lab, only)
     total = time.perf_counter() - start
-    command = " ".join(["vitlab", *args.argv[1:]]) if args.argv else "vitlab claims"
+    argv = list(args.argv[1:]) if args.argv else ["claims"]
+    if args.header:  # the header is printed above; the command line names it only
+        argv = [a for a in argv if a != args.header]
+    command = " ".join(["vitlab", *argv])
     header = "\n\n".join(filter(None, [args.header, f"Written by `{command}` in {total:.0f} s; load average (1 min) "
                                                     f"{load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end."]))
     path = report.write(results, lab, report_path, header=header)
