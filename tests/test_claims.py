@@ -218,3 +218,12 @@ def test_the_command_refuses_bad_input_in_one_line(tmp_path, capsys, args, messa
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "c").exists()
+
+
+def test_the_command_gives_the_engine_its_log_level_back(tmp_path):
+    import logging
+
+    engine = logging.getLogger("vitlab.train")
+    before = engine.level
+    assert main(["claims", "--only", "11", "--out", str(tmp_path / "c")]) == 0
+    assert engine.level == before  # later INFO lines of the engine (resume messages, ...) still reach their handlers

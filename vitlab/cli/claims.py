@@ -37,14 +37,19 @@ def cmd_claims(args, rest: list[str]) -> int:
                        f"pretrain.tau=... --out DIR` wrote")
     if args.keep_runs and Path(args.keep_runs).exists() and any(Path(args.keep_runs).iterdir()):
         raise CLIError(f"--keep-runs {args.keep_runs} is not empty; give a new or empty folder")
+    engine_log = logging.getLogger("vitlab.train")
+    level = engine_log.level
     if not args.verbose:  # the claims report their progress; the engine's per-epoch lines would bury it
-        logging.getLogger("vitlab.train").setLevel(logging.WARNING)
+        engine_log.setLevel(logging.WARNING)
     start, load_start = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="vitlab-claims-") as scratch:
         runs = Path(args.keep_runs) if args.keep_runs else Path(scratch)  # the engine runs' folders
         lab = Lab(out=out, runs=runs, seed=args.seed, seeds=args.seeds,
                   tau_sweep=Path(args.tau_sweep) if args.tau_sweep else None)
-        results = run(lab, only)
+        try:
+            results = run(lab, only)
+        finally:
+            engine_log.setLevel(level)
     total = time.perf_counter() - start
     argv = list(args.argv[1:]) if args.argv else ["claims"]
     if args.header:  # the header is printed above; the command line names it only
