@@ -26,17 +26,12 @@ from pathlib import Path
 
 from vitlab.config import DataConfig
 from vitlab.data import load_data
-from vitlab.train.probe import accuracy, train_linear
+from vitlab.train.probe import pixel_probe
 
-# the probe protocol of vitlab/train/probe.py (standardise with train statistics, full-batch AdamW, 300 epochs,
-# lr 1e-2) on raw pixels in [0, 1]
+# the probe protocol of vitlab/train/probe.py on raw pixels in [0, 1]
 splits = load_data(DataConfig(name="digits"))
-flat = lambda s: s.images.flatten(1).float() / 255  # noqa: E731
-tr = flat(splits.train)
-mu, sd = tr.mean(0), tr.std(0).clamp_min(1e-6)
-clf = train_linear((tr - mu) / sd, splits.train.labels, 10, epochs=300, lr=1e-2, seed=0)
-raw = {name: accuracy(clf, (flat(getattr(splits, name)) - mu) / sd, getattr(splits, name).labels)
-       for name in ("val", "test")}
+raw = pixel_probe(splits.train, {"val": splits.val, "test": splits.test})
+raw = {k: raw[f"{k}_acc"] for k in ("val", "test")}
 print(f"Raw-pixel linear probe (the same protocol, no encoder): val {raw['val']:.4f}, test {raw['test']:.4f}.\n")
 rows = []
 for run in sorted(Path(sys.argv[1]).glob("simclr-digits-*")):

@@ -84,3 +84,24 @@ def test_probe_of_a_non_pretrain_run_exits_2(tmp_path, capsys):
     (tmp_path / "config.json").write_text(json.dumps({"model": {"img_size": 8, "patch_size": 2}}))
     assert main(["probe", str(tmp_path)]) == 2
     assert "vitlab probe takes a pretraining run" in capsys.readouterr().err
+
+
+def test_the_pixel_probe_scores_like_scikit_learns_logistic_regression():
+    """The raw-pixel baseline (the probe protocol with no encoder) against an independent linear classifier on the
+    same standardised pixels: both are a softmax regression, so they land within a few points."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from vitlab.config import DataConfig
+    from vitlab.train.probe import pixel_probe
+
+    s = load_data(DataConfig(name="digits"))
+    ours = pixel_probe(s.train, {"val": s.val, "test": s.test})
+    flat = lambda split: split.images.flatten(1).float().numpy() / 255  # noqa: E731
+    tr = flat(s.train)
+    mu, sd = tr.mean(0), np.maximum(tr.std(0, ddof=1), 1e-6)
+    ref = LogisticRegression(max_iter=5000).fit((tr - mu) / sd, s.train.labels.numpy())
+    for name in ("val", "test"):
+        split = getattr(s, name)
+        assert abs(ours[f"{name}_acc"] - ref.score((flat(split) - mu) / sd, split.labels.numpy())) < 0.03
+    assert ours["train_acc"] > 0.99 and ours["epochs"] == 300
