@@ -1,8 +1,8 @@
 """Claims 7 and 8: what BatchNorm and LayerNorm normalise over, and when each one suits.
 
 Claim 7 is an identity. On a (B, F) matrix, BatchNorm (Ioffe & Szegedy 2015, Algorithm 1) normalises each
-*column* (feature) with the mean and biased variance of that column over the batch; LayerNorm (Ba et al. 2016,
-eq. 4) normalises each *row* (sample) with the mean and biased variance of that row over its features. vitlab's
+*column* (feature) with the mean and biased variance of that column over the batch; LayerNorm (Ba et al. 2016)
+normalises each *row* (sample) with the mean and biased variance of that row over its features. vitlab's
 ``make_norm`` does the same on tokens (B, N, D): 'batch' pools batch × tokens per feature (Yao et al. 2021),
 'layer' normalises each token over its D features. Both are compared with the formulas written out by hand. What
 the notes leave out: in eval mode BatchNorm uses the running statistics (moved by ``momentum`` with the

@@ -4,8 +4,8 @@ He et al. 2015 ("Delving Deep into Rectifiers", section 2.2) follow the variance
 conv layer l with a k×k kernel, c_in inputs and c_out outputs, weights of variance v_l and zero biases gives, for
 its output y_l (pre-activation) and the gradient Δx_l w.r.t. its input,
 
-    forward:   Var[y_l]  = k²·c_in_l · v_l · ½ Var[y_(l-1)]            (eq. 8; ½: ReLU keeps half the 2nd moment)
-    backward:  Var[Δx_l] = k²·c_out_l · v_l · ½ Var[Δx_(l+1)]          (eq. 13)
+    forward:   Var[y_l]  = k²·c_in_l · v_l · ½ Var[y_(l-1)]            (½: ReLU keeps half the 2nd moment)
+    backward:  Var[Δx_l] = k²·c_out_l · v_l · ½ Var[Δx_(l+1)]
 
 so v = 2 / (k² c_in) ("fan_in") keeps the forward pass and v = 2 / (k² c_out) ("fan_out") the backward pass, each
 exactly layer by layer. Each also keeps the other pass from vanishing *exponentially*: with fan_out the forward
