@@ -14,7 +14,8 @@ def render(results: list[tuple[Claim, Finding, float]], lab: Lab, *, header: str
     lines = ["# The notes' claims, checked", ""]
     if header:
         lines += [header, ""]
-    lines += [f"Seed {lab.seed}, {lab.seeds} seeds a setting where settings are compared; torch {torch.__version__}, "
+    lines += [f"First seed {lab.seed}; settings are compared over {lab.seeds} seeds (`--seeds`), or 5 in the cheapest "
+              f"experiments (each claim's evidence gives its count); torch {torch.__version__}, "
               f"{torch.get_num_threads()} thread(s), Python {platform.python_version()}. Verdicts: holds / holds "
               "here with caveats / does not hold / cannot be decided at this size. Two settings are *separable* "
               "when Welch's t-test gives p < 0.05 over the seeds.", ""]
