@@ -86,6 +86,24 @@ def test_probe_of_a_non_pretrain_run_exits_2(tmp_path, capsys):
     assert "vitlab probe takes a pretraining run" in capsys.readouterr().err
 
 
+def test_probe_pixels_records_the_raw_pixel_baseline_beside_the_encoders(runs, capsys):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    run = runs / "t1"
+    assert main(["probe", str(run), "--pixels"]) == 0
+    entry = json.loads((run / "probe.json").read_text())["pixels"]
+    s = load_data(load_run_config(run).data)
+    flat = lambda split: split.images.flatten(1).float().numpy() / 255  # noqa: E731
+    tr = flat(s.train)
+    mu, sd = tr.mean(0), np.maximum(tr.std(0, ddof=1), 1e-6)
+    ref = LogisticRegression(max_iter=5000).fit((tr - mu) / sd, s.train.labels.numpy())
+    assert abs(entry["val_acc"] - ref.score((flat(s.val) - mu) / sd, s.val.labels.numpy())) < 0.03
+    assert "pixels probe: val accuracy" in capsys.readouterr().out
+    assert main(["probe", str(run), "--pixels", "--random"]) == 2
+    assert "cannot be combined with --finetune or --random" in capsys.readouterr().err
+
+
 def test_the_pixel_probe_scores_like_scikit_learns_logistic_regression():
     """The raw-pixel baseline (the probe protocol with no encoder) against an independent linear classifier on the
     same standardised pixels: both are a softmax regression, so they land within a few points."""

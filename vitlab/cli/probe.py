@@ -13,8 +13,11 @@ def cmd_probe(args, rest: list[str]) -> int:
     no_extra(rest)
     if args.epochs is not None and args.epochs < 1:
         raise CLIError(f"--epochs must be >= 1, got {args.epochs}")
-    r = probe(args.run, finetune_all=args.finetune, random=args.random, epochs=args.epochs, lr=args.lr,
-              device=args.device, threads=args.threads, overwrite=args.overwrite, progress=not args.quiet)
+    if args.pixels and (args.finetune or args.random):
+        raise CLIError("--pixels probes the raw pixels, with no encoder: it cannot be combined with --finetune or "
+                       "--random")
+    r = probe(args.run, finetune_all=args.finetune, random=args.random, pixels=args.pixels, epochs=args.epochs,
+              lr=args.lr, device=args.device, threads=args.threads, overwrite=args.overwrite, progress=not args.quiet)
     detail = f"run folder {r['run']}" if "run" in r else f"train {r['train_acc']:.4f}"
     print(f"{r['mode']} probe: val accuracy {r['val_acc']:.4f}, test accuracy {r['test_acc']:.4f} ({detail}, "
           f"{r['epochs']} epochs); written to {Path(args.run) / 'probe.json'}")
@@ -45,6 +48,8 @@ def add_probe_commands(sub) -> None:
                         "--random)")
     p.add_argument("--random", action="store_true", help="the baseline: a randomly initialised encoder of "
                                                          "the run's architecture instead of its weights")
+    p.add_argument("--pixels", action="store_true", help="the baseline: the same linear probe on the run's raw "
+                                                         "pixels, no encoder (entry 'pixels' of probe.json)")
     p.add_argument("--epochs", type=int, help="default: 300 (linear, full batch) or 20 (finetune)")
     p.add_argument("--lr", type=float, help="default: 1e-2 (linear) or 1e-3 (finetune)")
     p.add_argument("--device", default="cpu")

@@ -13,7 +13,8 @@ goes into its own run folder beside RUN, ``<RUN>-finetune``. ``random=True`` doe
 initialised encoder of the run's architecture (seeded with the run's seed; ``<RUN>-random-finetune``): the
 baseline that pretraining must beat.
 
-Results go to RUN/probe.json, one entry per mode: ``linear`` and ``random_linear`` ({"val_acc", "test_acc",
+Results go to RUN/probe.json, one entry per mode: ``linear``, ``random_linear`` and ``pixels`` (the probe on the
+raw pixels, no encoder: the baseline) ({"val_acc", "test_acc",
 "train_acc", "epochs", "lr"}), ``finetune`` and ``random_finetune`` ({"val_acc", "test_acc", "epochs", "lr",
 "run"}: the final model's accuracies and its run folder).
 """
@@ -115,26 +116,35 @@ def finetune_config(run_dir: Path, cfg: RunConfig, classes: list[str], *, random
         device=device, threads=threads, progress=progress, tensorboard=cfg.tensorboard)
 
 
-def probe(run_dir: str | Path, *, finetune_all: bool = False, random: bool = False, epochs: int | None = None,
-          lr: float | None = None, device: str = "cpu", threads: int = 0, overwrite: bool = False,
-          progress: bool = False) -> dict:
+def probe(run_dir: str | Path, *, finetune_all: bool = False, random: bool = False, pixels: bool = False,
+          epochs: int | None = None, lr: float | None = None, device: str = "cpu", threads: int = 0,
+          overwrite: bool = False, progress: bool = False) -> dict:
     """Probe a pretraining run's encoder (or a random one of its architecture); updates RUN/probe.json.
 
     ``finetune_all`` trains a classification run through the engine (:func:`finetune_config`, vitlab.train.fit)
     and records its final validation and test accuracy; a run folder of that name is replaced only with
-    ``overwrite``."""
+    ``overwrite``. ``pixels`` records the baseline instead: the linear probe on the run's raw pixels
+    (:func:`pixel_probe`), entry ``pixels``."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     if cfg.task != "pretrain":
         raise ConfigError(f"{run_dir} is a task={cfg.task!r} run; vitlab probe takes a pretraining run "
                           f"(task='pretrain')")
-    if finetune_all:
+    if pixels and (finetune_all or random):
+        raise ConfigError("the pixel probe has no encoder: pixels cannot be combined with finetune_all or random")
+    if pixels:
+        if threads > 0:
+            torch.set_num_threads(threads)
+        splits = load_data(cfg.data)
+        result = pixel_probe(splits.train, {"val": splits.val, "test": splits.test}, seed=cfg.seed,
+                             **{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None})
+    elif finetune_all:
         result = _finetune(run_dir, cfg, random=random, epochs=epochs or 20, lr=lr or 1e-3, device=device,
                            threads=threads, overwrite=overwrite, progress=progress)
     else:
         result = _linear(run_dir, cfg, random=random, device=device, threads=threads,
                          **{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None})
-    mode = ("random_" if random else "") + ("finetune" if finetune_all else "linear")
+    mode = "pixels" if pixels else ("random_" if random else "") + ("finetune" if finetune_all else "linear")
     path = run_dir / PROBE_FILE
     results = json.loads(path.read_text()) if path.is_file() else {}
     results[mode] = result
