@@ -86,7 +86,7 @@ def test_probe_of_a_non_pretrain_run_exits_2(tmp_path, capsys):
     assert "vitlab probe takes a pretraining run" in capsys.readouterr().err
 
 
-def test_probe_pixels_records_the_raw_pixel_baseline_beside_the_encoders(runs, capsys):
+def test_probe_pixels_records_the_raw_pixel_baseline_beside_the_encoders(runs, tmp_path, capsys):
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
@@ -102,6 +102,9 @@ def test_probe_pixels_records_the_raw_pixel_baseline_beside_the_encoders(runs, c
     assert "pixels probe: val accuracy" in capsys.readouterr().out
     assert main(["probe", str(run), "--pixels", "--random"]) == 2
     assert "cannot be combined with --finetune or --random" in capsys.readouterr().err
+    out = tmp_path / "report"  # tau-report draws the baseline beside the encoders' probes
+    assert main(["tau-report", str(run), "--out", str(out), "--images", "16"]) == 0
+    assert json.loads((out / "tau_report.json").read_text())[0]["pixels_probe_acc"] == entry["val_acc"]
 
 
 def test_the_pixel_probe_scores_like_scikit_learns_logistic_regression():

@@ -82,7 +82,8 @@ def _run_summary(run_dir, images: int) -> dict:
             "uniformity": metrics.get("val_uniformity"), "knn_acc": metrics.get("val_knn_acc"),
             "probe_acc": probe.get("linear", {}).get("val_acc"),
             "probe_test_acc": probe.get("linear", {}).get("test_acc"),
-            "random_probe_acc": probe.get("random_linear", {}).get("val_acc")}
+            "random_probe_acc": probe.get("random_linear", {}).get("val_acc"),
+            "pixels_probe_acc": probe.get("pixels", {}).get("val_acc")}
 
 
 def tau_report(runs, out, images: int = 256) -> list[dict]:
@@ -137,7 +138,8 @@ def tau_report(runs, out, images: int = 256) -> list[dict]:
     # (c) linear-probe (and kNN) accuracy against τ
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, label, marker in (("probe_acc", "linear probe", "o-"), ("knn_acc", "kNN (k from config)", "s--"),
-                               ("random_probe_acc", "random encoder, linear probe", "x:")):
+                               ("random_probe_acc", "random encoder, linear probe", "x:"),
+                               ("pixels_probe_acc", "raw pixels, linear probe", "d-.")):
         pts = [(r["tau"], r[key]) for r in rows if r[key] is not None]
         if pts:
             ax.plot(*zip(*pts), marker, label=label)
