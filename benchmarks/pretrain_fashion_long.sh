@@ -47,11 +47,10 @@ print()
 print(f"Final validation kNN accuracy (k=20) {final['val_knn_acc']:.4f}, test {final['test_knn_acc']:.4f}; "
       f"{final['train_time_s']:.0f} s of pretraining.")
 print()
-print("Validation kNN accuracy per epoch (metrics.csv):")
+print("Validation kNN accuracy per epoch (metrics.jsonl):")
 print()
-import csv
-rows = list(csv.DictReader(open(run / "metrics.csv")))
-print(", ".join(f"{r['epoch']}: {float(r['val_knn_acc']):.4f}" for r in rows if r.get("val_knn_acc")))
+rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+print(", ".join(f"{r['epoch']}: {r['val_knn_acc']:.4f}" for r in rows if "val_knn_acc" in r))
 PY
 echo
 python "$here/machine.py" --load
