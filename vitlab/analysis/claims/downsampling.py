@@ -16,7 +16,6 @@
 """
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import torch
@@ -54,17 +53,6 @@ def texture_vit(stem: str) -> ViT:
                            mlp_ratio=2.0, pool="avg", class_token=False, stem=stem))
 
 
-def median_time(fn, repeats: int = 30) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` calls (after one warm-up)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
-
-
 def pool_costs(shape=(64, 16, 16, 16)) -> dict[str, float]:
     """Median forward + backward seconds of a 2×2 max pool, a 2×2 average pool and the 3×3 conv before them,
     timed in alternation on one (B, C, H, W) input."""
@@ -77,7 +65,7 @@ def pool_costs(shape=(64, 16, 16, 16)) -> dict[str, float]:
     times = {name: [] for name in ops}
     for _ in range(5):  # alternate, so a change in the machine's load hits every op alike
         for name, op in ops.items():
-            times[name].append(median_time(op, repeats=10))
+            times[name].append(L.median_seconds(op, repeats=10))
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
@@ -292,9 +280,9 @@ def claim14(lab: Lab) -> Finding:
     kinds = {"with 2×2 max pools": "max", "without down-sampling": "none"}
     flops, rf, params, gap, loss_gap, val, test = {}, {}, {}, {}, {}, {}, {}
     for name, down in kinds.items():
-        model = L.SmallCNN(down=down, head="flatten")
-        with torch.device("meta"):
-            flops[name] = cnn_flops(L.SmallCNN(down=down, head="flatten"))
+        with torch.device("meta"):  # the geometry, weights and FLOPs, without allocating any
+            model = L.SmallCNN(down=down, head="flatten")
+        flops[name] = cnn_flops(model)
         rf[name] = receptive_field(from_module(model.features))[-1]["r"]
         params[name] = sum(p.numel() for p in model.parameters())
         gap[name], loss_gap[name], val[name], test[name] = [], [], [], []

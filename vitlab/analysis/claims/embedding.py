@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from dataclasses import dataclass
 
 import torch
@@ -33,7 +32,7 @@ from torch import nn
 
 from . import stats
 from .claim import CAVEATS, FAILS, HOLDS, UNDECIDED, Finding, Lab
-from .lab import Data, pyplot, savefig, train_classifier
+from .lab import Data, median_seconds, one_thread, pyplot, savefig, train_classifier
 
 # --------------------------------------------------------------------------------------------------------------
 # Claim 6: an embedding is a one-hot vector times a weight matrix
@@ -82,15 +81,6 @@ def onehot_diff(embedding: nn.Embedding, idx: torch.Tensor, grad_out: torch.Tens
     )
 
 
-def _median_seconds(fn, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 @torch.no_grad()
 def lookup_cost(vocab: int = 4096, dim: int = 64, tokens: int = 2048, *, seed: int = 0) -> dict[str, float]:
     """Multiply-adds and median seconds of a lookup and of the one-hot product for ``tokens`` tokens."""
@@ -100,8 +90,8 @@ def lookup_cost(vocab: int = 4096, dim: int = 64, tokens: int = 2048, *, seed: i
     return {
         "lookup_macs": 0.0,
         "onehot_macs": float(tokens * vocab * dim),
-        "lookup_s": _median_seconds(lambda: F.embedding(idx, weight)),
-        "onehot_s": _median_seconds(lambda: F.one_hot(idx, vocab).float() @ weight),  # (N, V) @ (V, D)
+        "lookup_s": median_seconds(lambda: F.embedding(idx, weight), repeats=5),
+        "onehot_s": median_seconds(lambda: F.one_hot(idx, vocab).float() @ weight, repeats=5),  # (N, V) @ (V, D)
     }
 
 
@@ -479,12 +469,8 @@ def _run_regime(regime: Regime, seeds: list[int]) -> _Result:
 
 def claim13(lab: Lab) -> Finding:
     """Learned-with-the-network vs pre-trained vs PCA token vectors on a categorical task with hidden groups."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # models of ~1k weights: a second thread only adds synchronisation
-    try:
+    with one_thread():  # models of ~1k weights: a second thread only adds synchronisation
         return _claim13(lab)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _claim13(lab: Lab) -> Finding:

@@ -9,6 +9,8 @@ same numbers on the same machine.
 from __future__ import annotations
 
 import math
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -181,13 +183,14 @@ def train_classifier(model: nn.Module, data: Data, *, epochs: int, batch_size: i
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(data.train_x) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     hist = History()
     for _ in range(epochs):
         model.train()
         order = torch.randperm(len(data.train_x), generator=g)
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
-            if len(idx) < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            if len(idx) < 2 and has_batch_norm:
                 continue  # BatchNorm cannot normalise a batch of one
             loss = F.cross_entropy(model(data.train_x[idx]), data.train_y[idx])
             opt.zero_grad(set_to_none=True)
@@ -216,10 +219,30 @@ def savefig(fig, lab, name: str) -> str:
 
 
 def pyplot():
-    """matplotlib.pyplot on the Agg backend (no display)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """matplotlib.pyplot on the Agg backend (no display), as vitlab.train.plots sets it up."""
+    from ...train.plots import plt
 
     return plt
+
+
+def median_seconds(fn, repeats: int = 30) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+
+@contextmanager
+def one_thread():
+    """Models of a few thousand weights spend their time in per-op overhead, which a second intra-op thread only
+    adds to (4 against 20+ ms a ViT step at batch 2 on 2 busy cores); the caller's setting comes back after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

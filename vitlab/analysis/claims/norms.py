@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -29,7 +28,7 @@ from torch import nn
 
 from . import stats
 from .claim import CAVEATS, FAILS, HOLDS, UNDECIDED, Finding, Lab
-from .lab import SmallCNN, digits_data, pyplot, savefig, train_classifier
+from .lab import SmallCNN, digits_data, one_thread, pyplot, savefig, train_classifier
 from ...config import ModelConfig
 from ...layers.norm import make_norm
 from ...models.vit import ViT
@@ -247,18 +246,6 @@ def tiny_cnn(norm: str) -> SmallCNN:
 MODELS = {"ViT": tiny_vit, "CNN": tiny_cnn}
 
 
-@contextmanager
-def one_thread():
-    """Models of a few thousand weights spend their time in per-op overhead, which a second intra-op thread only
-    adds to (4 against 20+ ms a ViT step at batch 2 on 2 busy cores); the caller's setting comes back after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @dataclass(frozen=True)
 class Job:
     model: str
@@ -407,7 +394,6 @@ def _plot8(results, lab: Lab) -> str:
 
 def claim8(lab: Lab) -> Finding:
     seeds = lab.seed_list()
-    len_train = len(digits_data().train_y)
     runs = train_all([Job(m, n, b, s) for m in MODELS for n in ("layer", "batch") for b in BATCHES for s in seeds])
     results, tests, seconds = {}, {}, {}
     for r in sorted(runs, key=lambda r: r.job.seed):
@@ -445,7 +431,7 @@ def claim8(lab: Lab) -> Finding:
                 f"{stats.Spread(tuple(tests[(model, 'batch', batch)])).fmt()} | "
                 f"t = {w.t:.2f}, p = {w.p:.3f}{' (separable)' if w.separable else ''} | "
                 f"{seconds[(model, 'layer', batch)] + seconds[(model, 'batch', batch)]:.0f} |")
-    steps = ", ".join(f"{epochs_for(b) * math.ceil(len_train / b)} steps in {epochs_for(b)} epochs at B={b}"
+    steps = ", ".join(f"{epochs_for(b) * math.ceil(TRAIN_IMAGES / b)} steps in {epochs_for(b)} epochs at B={b}"
                       for b in BATCHES)
     evidence += ["", f"Steps: {steps}. Equal epochs would leave the largest batch 30 steps, a comparison of how "
                  "fast each norm starts rather than where it ends.",

@@ -148,9 +148,10 @@ def claim9(lab: Lab) -> Finding:
     given = lab.tau_sweep is not None
     runs = sweep_runs(lab.tau_sweep) if given else _pretrain_runs(lab)
     taus = sorted(runs)
+    views = {d: view_embeddings(d, VIEW_IMAGES)[1:] for t in taus for d in runs[t]}  # run -> (z1, z2)
     # (a) the loss's own weighting: one fixed encoder (the middle τ's first run), every τ
     fixed_tau = taus[len(taus) // 2]
-    _, z1, z2 = view_embeddings(runs[fixed_tau][0], VIEW_IMAGES)
+    z1, z2 = views[runs[fixed_tau][0]]
     fixed = {t: weight_profile(z1, z2, t) for t in FIXED_TAUS}
     negatives = fixed[FIXED_TAUS[0]]["negatives"]
     k1 = max(1, math.ceil(0.01 * negatives))
@@ -160,11 +161,7 @@ def claim9(lab: Lab) -> Finding:
     concentrates = top1[0] > 10 * uniform_top1
     evens_out = top1[-1] < 1.5 * uniform_top1
     # (b) each τ's own encoder, and what it learned
-    own = {t: [] for t in taus}
-    for t in taus:
-        for d in runs[t]:
-            _, a, b = view_embeddings(d, VIEW_IMAGES)
-            own[t].append(weight_profile(a, b, t)["top1pct"])
+    own = {t: [weight_profile(*views[d], t)["top1pct"] for d in runs[t]] for t in taus}
     probe_acc = {t: [v for v in (_metric(d, "probe") for d in runs[t]) if v is not None] for t in taus}
     knn_acc = {t: [_metric(d, "val_knn_acc") for d in runs[t]] for t in taus}
     acc = probe_acc if all(len(v) >= 2 for v in probe_acc.values()) else knn_acc

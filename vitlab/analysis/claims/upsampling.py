@@ -163,9 +163,8 @@ def train_upsamplers(lab: Lab) -> tuple[dict[str, dict[str, list[dict]]], float]
     from ...train.loop import fit
 
     results: dict[str, dict[str, list[dict]]] = {r: {m: [] for m in METHODS} for r in RESIZES}
-    threads = torch.get_num_threads()  # fit sets the thread count for the whole process: give it back after
     start = time.perf_counter()
-    try:
+    with L.one_thread():  # each run is set to one thread (small_segment_config), which fit applies process-wide
         for resize in RESIZES:
             for method in METHODS:
                 cfg = small_segment_config(method, resize)
@@ -175,8 +174,6 @@ def train_upsamplers(lab: Lab) -> tuple[dict[str, dict[str, list[dict]]], float]
                     row = json.loads((run_dir / "metrics.json").read_text())
                     row["blank_share"] = blank_canvas_share(run_dir)
                     results[resize][method].append(row)
-    finally:
-        torch.set_num_threads(threads)
     return results, time.perf_counter() - start
 
 

@@ -37,8 +37,7 @@ import torch
 from torch import nn
 
 from .claim import CAVEATS, FAILS, HOLDS, Finding, Lab
-from .lab import pyplot, savefig
-from .norms import one_thread
+from .lab import one_thread, pyplot, savefig
 from ...config import ModelConfig
 from ...layers.init import trunc_normal_std_
 from ...models.vit import ViT
