@@ -7,6 +7,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 EPOCHS=${EPOCHS:-3}
 PARALLEL=${PARALLEL:-2}
 ARMS=${ARMS:-"base 0
@@ -17,16 +18,15 @@ batch-512 0 --batch-size 512
 wide-128 0 --model.dim 128"}
 echo "# Pretraining levers on Fashion-MNIST, $EPOCHS epochs each (issue 15)"
 echo
-python "$here/machine.py" --threads 1
-echo "; $PARALLEL arms at a time."
+echo "$(python "$here/machine.py" --threads 1) $PARALLEL arms at a time."
 echo
 
 arm() {  # name seed overrides...
     local name=$1 seed=$2; shift 2
     vitlab pretrain --recipe fashion-mnist --epochs "$EPOCHS" --seed "$seed" --name "$name-s$seed" --out_dir "$OUT" \
         --threads 1 -q "$@" > "$OUT/$name-s$seed.log" 2>&1
-    vitlab probe "$OUT/$name-s$seed" --threads 1 >> "$OUT/$name-s$seed.log" 2>&1
     echo "$*" > "$OUT/$name-s$seed/overrides.txt"
+    vitlab probe "$OUT/$name-s$seed" --threads 1 >> "$OUT/$name-s$seed.log" 2>&1
 }
 start=$SECONDS
 while read -r line; do
