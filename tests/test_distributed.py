@@ -158,6 +158,8 @@ def test_not_distributed_is_single_process():
 
 # -- a real torchrun: `torchrun --nproc_per_node 2 -m vitlab.cli pretrain` on 2 CPU processes (gloo) ----------
 def test_torchrun_pretraining_on_two_processes(tmp_path):
+    """MoCo v3 (momentum encoder, predictor) with the queue: the pretraining step's whole path under DDP (the
+    predictor in DDP's forward, the key encoder outside it); SimCLR's step is the same path without the keys."""
     import json
     import subprocess
 
@@ -165,7 +167,7 @@ def test_torchrun_pretraining_on_two_processes(tmp_path):
            "-m", "vitlab.cli", "pretrain", "--epochs", "2", "--name", "ddp", "--out_dir", str(tmp_path),
            "--model.dim", "16", "--model.depth", "1", "--model.heads", "2", "--model.mlp_ratio", "1",
            "--pretrain.proj_hidden", "16", "--pretrain.proj_dim", "8", "--pretrain.queue_size", "300",
-           "--batch-size", "128", "--threads", "1", "--device", "cpu", "-q"]
+           "--pretrain.momentum", "0.9", "--pretrain.predictor_hidden", "16", "--batch-size", "128", "--threads", "1", "--device", "cpu", "-q"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -183,7 +185,11 @@ def test_torchrun_pretraining_on_two_processes(tmp_path):
     # the MoCo queue holds the newest 300 embeddings of the global batches (20 steps x 128 seen)
     from vitlab.train.checkpoint import load_tensors
 
-    assert load_tensors(run / "checkpoint.safetensors")[0]["model.criterion._extra_state"].shape == (300, 8)
+    state = load_tensors(run / "checkpoint.safetensors")[0]
+    assert state["model.criterion._extra_state"].shape == (300, 8)
+    # the key encoder trails the query encoder (m = 0.9 and up): an average of it, not a copy
+    q, k = (state[f"model.{e}.blocks.0.attn.to_qkv.weight"] for e in ("encoder", "momentum_encoder"))
+    assert (q - k).abs().max() > 1e-5
 
     # the same command again: rank 0 refuses the existing folder, and rank 1 stops too instead of waiting
     # at its first collective until the timeout; the finished run is untouched

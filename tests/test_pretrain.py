@@ -161,3 +161,131 @@ def test_a_pretraining_run_stopped_inside_an_epoch_resumes_bit_for_bit(tmp_path)
     rows = lambda run: [{k: v for k, v in json.loads(line).items() if k not in ("epoch_time_s", "images_per_s")}  # noqa: E731
                         for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows(full) == rows(mid)
+
+
+# -- the momentum encoder (MoCo v2 / v3): its schedule, its update, its loss, its resume ---------------------------
+def test_the_momentum_rises_from_its_base_to_one_on_a_half_cosine():
+    from vitlab.train.tasks.pretrain import momentum_at
+
+    # m = 1 - (1 - 0.99)(1 + cos(pi t / 100)) / 2, worked by hand: t = 0, 25, 50, 100
+    expected = {0: 0.99, 25: 1 - 0.01 * (1 + math.sqrt(0.5)) / 2, 50: 0.995, 100: 1.0}
+    for t, m in expected.items():
+        assert momentum_at(t, 100, 0.99) == pytest.approx(m, abs=1e-15), t
+
+
+def test_the_key_encoder_follows_its_moving_average_over_several_training_steps():
+    """Five real pretraining steps (views, queries, keys, AdamW): after each, every parameter of the key encoder
+    equals θ_k ← m_t·θ_k + (1 − m_t)·θ_q, worked in float64 from snapshots of the query encoder taken before the
+    step, with m_0 = 0 (a copy) and m_t from the half-cosine schedule. The optimiser never moves the keys."""
+    from vitlab.config import DataConfig, ModelConfig, OptimConfig, PretrainConfig, RunConfig
+    from vitlab.data import Normalize
+    from vitlab.train.optim import build_optimizer
+    from vitlab.train.tasks import Context, get_task
+    from vitlab.train.tasks.pretrain import momentum_at
+
+    cfg = RunConfig(task="pretrain", data=DataConfig(name="digits"),
+                    model=ModelConfig(img_size=8, patch_size=2, in_chans=1, num_classes=0, dim=16, depth=1, heads=2,
+                                      mlp_ratio=1.0),
+                    optim=OptimConfig(batch_size=32, lr=1e-2),
+                    pretrain=PretrainConfig(proj_hidden=16, proj_dim=8, momentum=0.8, predictor_hidden=16))
+    task = get_task("pretrain")
+    splits = task.data(cfg)
+    torch.manual_seed(0)
+    module = task.model(cfg, splits)
+    # a key encoder that starts unlike the query encoder: step 0 must copy, not average
+    torch.nn.init.normal_(module.momentum_projection.fc2.weight)
+    optimizer = build_optimizer(module, cfg.optim, module.encoder)
+    assert not any(p.requires_grad for p in module.momentum_encoder.parameters())
+    ctx = Context(cfg, torch.device("cpu"), Normalize(*splits.train.channel_stats()), task.augment(cfg, splits),
+                  splits.train, total_steps=10)
+    online = lambda: [p.detach().double().clone() for p in  # noqa: E731
+                      (*module.encoder.parameters(), *module.projection.parameters())]
+    keys = lambda: [p.detach().double() for p in  # noqa: E731
+                    (*module.momentum_encoder.parameters(), *module.momentum_projection.parameters())]
+    expected = None
+    for t in range(5):
+        ctx.step = t
+        before = online()
+        loss, _ = task.step(module, splits.train.images[32 * t:32 * (t + 1)], splits.train.labels[:32], ctx)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        m = momentum_at(t, 10, 0.8) if t else 0.0
+        expected = before if t == 0 else [m * k + (1 - m) * q for k, q in zip(expected, before)]
+        for got, want in zip(keys(), expected):
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    # the query encoder moved away from the keys (so the check above is not of two equal copies)
+    assert max((q - k).abs().max().item() for q, k in zip(online(), keys())) > 1e-3
+
+
+def test_the_momentum_loss_against_a_hand_written_cross_entropy():
+    """momentum_info_nce on unit rows: −log of the softmax of q_i·k_i/τ over q_i·[k; queue]/τ, by Python loops;
+    InfoNCE with keys is the mean of its two directions; the keys and the queue get no gradient."""
+    from vitlab.losses import InfoNCE, momentum_info_nce
+
+    g = torch.Generator().manual_seed(0)
+    q1, q2, k1, k2 = (torch.randn(4, 3, generator=g, dtype=torch.float64) for _ in range(4))
+    queue = torch.randn(2, 3, generator=g, dtype=torch.float64)
+    tau = 0.3
+
+    def by_hand(q, k, extra):
+        unit = lambda v: v / math.sqrt(sum(float(x) ** 2 for x in v))  # noqa: E731
+        total = 0.0
+        for i in range(len(q)):
+            logits = [float(unit(q[i]) @ unit(key)) / tau for key in [*k, *extra]]
+            total -= logits[i] - math.log(sum(math.exp(s) for s in logits))
+        return total / len(q)
+
+    assert momentum_info_nce(q1, k2, tau).item() == pytest.approx(by_hand(q1, k2, []), rel=1e-12)
+    assert momentum_info_nce(q1, k2, tau, queue).item() == pytest.approx(by_hand(q1, k2, queue), rel=1e-12)
+    loss = InfoNCE(temperature=tau)
+    keys = k1.clone().requires_grad_(True), k2.clone().requires_grad_(True)
+    q = q1.clone().requires_grad_(True)
+    value = loss(q, q2, keys)
+    assert value.item() == pytest.approx((by_hand(q1, k2, []) + by_hand(q2, k1, [])) / 2, rel=1e-12)
+    value.backward()
+    assert q.grad.abs().max() > 0 and keys[0].grad is None and keys[1].grad is None
+    # the queue takes the second view's keys, unit length, not the queries
+    queued = InfoNCE(temperature=tau, queue_size=8)
+    queued(q1, q2, (k1, k2))
+    torch.testing.assert_close(queued.queue, torch.nn.functional.normalize(k2, dim=1))
+
+
+def test_a_moco_v3_run_stopped_inside_an_epoch_resumes_bit_for_bit(tmp_path):
+    """Momentum encoder, predictor and queue through the engine: a copy of the run at step 12 (inside epoch 2)
+    resumed equals the uninterrupted run, key encoder included (it lives in the checkpoint, not in SRC)."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from vitlab.train.checkpoint import load_tensors
+
+    args = [*TINY, "--optim.warmup_epochs", "1", "--pretrain.queue_size", "300", "--pretrain.momentum", "0.9",
+            "--pretrain.predictor_hidden", "16", "--out_dir", str(tmp_path), "--epochs", "2"]
+    assert main(["pretrain", "--name", "full", "--ckpt-every", "3", "--keep-last", "10", *args]) == 0
+    full, mid = tmp_path / "full", tmp_path / "mid"
+    mid.mkdir()
+    for f in ("config.json", "metrics.jsonl"):
+        shutil.copy(full / f, mid / f)
+    shutil.copy(full / "checkpoint-step000012.safetensors", mid / "checkpoint.safetensors")  # epoch 2, batch 2
+    assert main(["train", "--resume", str(mid), "-q"]) == 0
+    a, b = load_tensors(full / "checkpoint.safetensors")[0], load_tensors(mid / "checkpoint.safetensors")[0]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(k.startswith("model.momentum_encoder.") for k in a) and any(k.startswith("model.predictor.") for k in a)
+    # the key encoder trailed the query encoder (m = 0.9 and up), so the two are not one tensor saved twice
+    q, k = a["model.encoder.blocks.0.attn.to_qkv.weight"], a["model.momentum_encoder.blocks.0.attn.to_qkv.weight"]
+    assert (q - k).abs().max() > 1e-4
+    for name in ("model.safetensors", "projection.safetensors"):
+        x, y = load_file(full / name), load_file(mid / name)
+        assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), name
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--pretrain.predictor_hidden", "16"], "pretrain.predictor_hidden=16 needs a momentum encoder"),
+    (["--pretrain.momentum", "1"], "pretrain.momentum must be in [0, 1)"),
+    (["--pretrain.momentum", "-0.5"], "pretrain.momentum must be in [0, 1)"),
+])
+def test_bad_momentum_settings_exit_2_before_a_run_folder(tmp_path, capsys, flags, message):
+    assert main(["pretrain", "--out_dir", str(tmp_path), "--name", "bad", *TINY, *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -309,7 +309,10 @@ class PretrainConfig:
     g(·) -> InfoNCE(τ). The encoder is ``model`` without a head (``num_classes`` is set to 0).
 
     ``queue_size`` > 0 adds a MoCo queue of past embeddings as extra negatives (under torchrun: of the global
-    batch). The view augmentations (vitlab.data.views) are configured here too, since only pretraining uses them.
+    batch). ``momentum`` > 0 switches from SimCLR to MoCo's momentum (key) encoder: each view's query
+    g(f(x)) is matched with the other view's key from an exponential moving average of f and g (MoCo v2
+    with a queue; with ``predictor_hidden`` > 0 an MLP q(·) on the queries, MoCo v3, Chen et al. 2021). The view
+    augmentations (vitlab.data.views) are configured here too, since only pretraining uses them.
     """
 
     tau: float = 0.2  # InfoNCE temperature τ > 0 (`--tau`)
@@ -317,6 +320,8 @@ class PretrainConfig:
     proj_hidden: int = 256  # its hidden width
     proj_batch_norm: bool = True  # BatchNorm1d after the first Linear (SimCLR v1 used it)
     queue_size: int = 0
+    momentum: float = 0.0  # > 0: the key encoder's EMA momentum m at step 0, rising to 1 on a half cosine; 0: SimCLR
+    predictor_hidden: int = 0  # > 0: MoCo v3's predictor q(·), proj_dim -> this -> proj_dim (needs momentum > 0)
     knn_k: int = 20  # neighbours in the per-epoch kNN accuracy
     crop_scale: float = 0.6  # random resized crop keeps a fraction in [crop_scale, 1] of the area
     flip: str = "auto"  # auto | on | off
@@ -332,6 +337,14 @@ class PretrainConfig:
                 raise ConfigError(f"pretrain.{name} must be a positive integer, got {getattr(self, name)!r}")
         if isinstance(self.queue_size, bool) or not isinstance(self.queue_size, int) or self.queue_size < 0:
             raise ConfigError(f"pretrain.queue_size must be an integer >= 0, got {self.queue_size!r}")
+        if not (_finite(self.momentum) and 0.0 <= self.momentum < 1.0):
+            raise ConfigError(f"pretrain.momentum must be in [0, 1) (0: no momentum encoder), got {self.momentum!r}")
+        if isinstance(self.predictor_hidden, bool) or not isinstance(self.predictor_hidden, int) or \
+                self.predictor_hidden < 0:
+            raise ConfigError(f"pretrain.predictor_hidden must be an integer >= 0, got {self.predictor_hidden!r}")
+        if self.predictor_hidden and not self.momentum:
+            raise ConfigError(f"pretrain.predictor_hidden={self.predictor_hidden} needs a momentum encoder: set "
+                              f"pretrain.momentum (e.g. 0.99, MoCo v3's)")
         if not 0.0 < self.crop_scale <= 1.0:
             raise ConfigError(f"pretrain.crop_scale must be in (0, 1], got {self.crop_scale}")
         if self.flip not in FLIPS:

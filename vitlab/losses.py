@@ -116,6 +116,28 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float,
     return info_nce_from_similarities(similarities(z1, z2, queue), temperature)
 
 
+def momentum_info_nce(q: torch.Tensor, k: torch.Tensor, temperature: float,
+                      queue: torch.Tensor | None = None) -> torch.Tensor:
+    """MoCo's InfoNCE (He et al. 2020, eq. 1; Chen et al. 2021, "An Empirical Study of Training Self-Supervised
+    Vision Transformers", Algorithm 1): query i's positive is key i, the momentum encoder's embedding of another
+    view of the same sample; its negatives are the other N − 1 keys and the K queue entries.
+
+    loss = −(1/N) Σ_i log( exp(q_i·k_i/τ) / (Σ_j exp(q_i·k_j/τ) + Σ_m exp(q_i·u_m/τ)) ), rows L2-normalised,
+    u the queue. Keys carry no gradient (they come from the momentum encoder).
+
+    Shape:
+        q, k: (N, D); queue: (K, D) -> scalar, the mean over the N queries.
+    """
+    tau = _check_temperature(temperature)
+    _check_views(q, k, queue)
+    q = F.normalize(q, dim=1)  # (N, D)
+    keys = F.normalize(k.detach(), dim=1)
+    if queue is not None:
+        keys = torch.cat([keys, F.normalize(queue.to(keys.dtype), dim=1)])  # (N + K, D)
+    logits = q @ keys.T / tau  # (N, N + K)
+    return F.cross_entropy(logits, torch.arange(len(q), device=q.device))
+
+
 def negative_weights(z1: torch.Tensor, z2: torch.Tensor, temperature: float,
                      queue: torch.Tensor | None = None) -> torch.Tensor:
     """Hardness weights: for each anchor, the softmax over its negatives only, exp(s_ij/τ) / Σ_neg.
@@ -172,10 +194,19 @@ class InfoNCE(nn.Module):
         self.queue_size = queue_size
         self.register_buffer("queue", None, persistent=False)  # (k, D), k <= K, once filled
 
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        loss = info_nce(z1, z2, self.temperature, queue=self.queue)
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor,
+                keys: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """NT-Xent of the views' embeddings z1, z2; with ``keys`` = (k1, k2) from a momentum encoder, MoCo's
+        symmetrised form (½ of :func:`momentum_info_nce` of (z1, k2) and of (z2, k1)), and k2 enters the queue."""
+        if keys is None:
+            loss, pushed = info_nce(z1, z2, self.temperature, queue=self.queue), z2
+        else:
+            k1, k2 = keys
+            loss = (momentum_info_nce(z1, k2, self.temperature, self.queue) +
+                    momentum_info_nce(z2, k1, self.temperature, self.queue)) / 2
+            pushed = k2
         if self.training and self.queue_size:
-            self._enqueue(z2)
+            self._enqueue(pushed)
         return loss
 
     def get_extra_state(self) -> torch.Tensor:

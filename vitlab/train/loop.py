@@ -121,7 +121,7 @@ def _fit(cfg: RunConfig, *, resume: Path | None, rollback: Path | None, overwrit
     mean, std = stats or splits.train.channel_stats()
     skip_per_forward_check(module, mean, std)
     ctx = Context(cfg, device, Normalize(mean, std).to(device), task.augment(cfg, splits).to(device),
-                  splits.train.to(device))
+                  splits.train.to(device), total_steps=total_steps)
 
     # -- the run folder: locked for the whole run by rank 0, which alone writes it ------------------------------
     folder = on_main_process(lambda: RunFolder.open(cfg, resume=resume is not None, overwrite=overwrite))
@@ -153,8 +153,9 @@ def _train(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, pr
                 metrics_path.write_text("")
             save_json(run_dir / "config.json", to_dict(cfg))  # a resumed run may now ask for more epochs
     params, trains = count_params(module), sum(p.numel() for p in module.parameters() if p.requires_grad)
+    frozen = f": init.freeze={cfg.init.freeze}" if cfg.init.freeze != "none" else ""
     log.info("%s: %s parameters%s; data: %d train / %d val / %d test images of %s%s", cfg.task, f"{params:,}",
-             f" ({trains:,} trained: init.freeze={cfg.init.freeze})" if cfg.init.freeze != "none" else "",
+             f" ({trains:,} trained{frozen})" if trains != params else "",
              len(splits.train), len(splits.val), len(splits.test), splits.train.shape,
              f"; {world_size()} processes, {cfg.optim.batch_size // world_size()} images each a step"
              if is_distributed() else "")
@@ -226,6 +227,7 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
                 for group in optimizer.param_groups:  # layer-wise decay: each group its scale of the schedule's lr
                     group["lr"] = lr * group.get("lr_scale", 1.0)
                 # forward and loss, backward, clip, step
+                ctx.step = progress.step
                 with _out_of_memory_hint(cfg.optim.batch_size, device):
                     with amp:
                         loss, stats = task.step(trained, images, labels, ctx)

@@ -23,13 +23,15 @@ from ...data import ImageSet, Normalize, Splits
 
 @dataclass
 class Context:
-    """What a step and an evaluation need besides the module and the batch, built once per run."""
+    """What a step and an evaluation need besides the module and the batch, built once per run (``step`` aside)."""
 
     cfg: RunConfig
     device: torch.device
     normalize: Normalize  # uint8 or [0, 1] images -> standardised with the training split's statistics
     augment: nn.Module  # float [0, 1] batch -> the training input (two views for pretraining)
     train: ImageSet  # the training split on the device (pretraining's kNN bank)
+    total_steps: int = 0  # optimiser steps of the whole run
+    step: int = 0  # the optimiser step being taken (0-based), set by the loop before each one: schedules read it
 
 
 class Task(NamedTuple):

@@ -3,14 +3,19 @@ as the headline metric.
 
 Per step: two views -> encoder h = f(x) (pooled, pre-logits) -> z = g(h) -> InfoNCE(τ); under torchrun both
 views are gathered from every process with gradients, so the negatives are those of the global batch and
-the MoCo queue (``pretrain.queue_size``) is the same on every process. Evaluation: the kNN accuracy of h
-(the un-augmented training split as the memory bank), and alignment and uniformity of z on fixed views.
+the MoCo queue (``pretrain.queue_size``) is the same on every process. With ``pretrain.momentum`` > 0 the
+step is MoCo's (v3 with ``pretrain.predictor_hidden``): each view's query p(g(f(x))) is matched with the
+other view's key from a momentum encoder, a moving average of f and g updated before the keys are computed
+(:meth:`Contrastive.keys`; Chen et al. 2021, Algorithm 1). Evaluation: the kNN accuracy of h (the
+un-augmented training split as the memory bank), and alignment and uniformity of z on fixed views.
 
 The run leaves ``model.safetensors`` (the encoder, ``num_classes=0``: its head is the identity, so
 ``load_model`` rebuilds it and ``model(x)`` is the (B, D) feature) and ``projection.safetensors`` (g).
 """
 from __future__ import annotations
 
+import copy
+import math
 from pathlib import Path
 
 import torch
@@ -35,17 +40,45 @@ VIEWS_IMAGES = 1024  # how many images of a split they are measured on (uniformi
 
 class Contrastive(nn.Module):
     """Encoder f, projection g and the InfoNCE loss as one module: DDP sees one forward x -> z = g(f(x)), and
-    the checkpoint holds all three (the MoCo queue as the loss's extra state)."""
+    the checkpoint holds all of it (the MoCo queue as the loss's extra state).
 
-    def __init__(self, encoder: ViT, projection: ProjectionHead, criterion: InfoNCE):
+    With ``momentum`` > 0 it also holds the momentum encoder (copies of f and g that the optimiser never
+    touches: ``momentum_encoder``, ``momentum_projection``) and, optionally, MoCo v3's ``predictor``.
+    """
+
+    def __init__(self, encoder: ViT, projection: ProjectionHead, criterion: InfoNCE, *, momentum: float = 0.0,
+                 predictor: ProjectionHead | None = None):
         super().__init__()
         self.encoder, self.projection, self.criterion = encoder, projection, criterion
+        self.momentum, self.predictor = momentum, predictor
+        if momentum > 0:
+            self.momentum_encoder = copy.deepcopy(encoder).requires_grad_(False)
+            self.momentum_projection = copy.deepcopy(projection).requires_grad_(False)
 
     def no_weight_decay(self) -> set[str]:
         return {f"encoder.{n}" for n in self.encoder.no_weight_decay()}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projection(encoder_features(self.encoder, x))  # (B, proj_dim)
+    def forward(self, x: torch.Tensor, predict: bool = False) -> torch.Tensor:
+        z = self.projection(encoder_features(self.encoder, x))  # (B, proj_dim)
+        return self.predictor(z) if predict and self.predictor is not None else z  # the query q = p(z)
+
+    @torch.no_grad()
+    def keys(self, x: torch.Tensor, m: float) -> torch.Tensor:
+        """Update the momentum encoder, θ_k ← m·θ_k + (1 − m)·θ_q for f and g (m = 0 copies them), then return its
+        embeddings of ``x``. Shape: (B, C, H, W) -> (B, proj_dim)."""
+        online = [*self.encoder.parameters(), *self.projection.parameters()]
+        target = [*self.momentum_encoder.parameters(), *self.momentum_projection.parameters()]
+        if m == 0:
+            torch._foreach_copy_(target, online)
+        else:
+            torch._foreach_lerp_(target, online, 1.0 - m)  # t + (1 − m)(p − t) = m·t + (1 − m)·p
+        return self.momentum_projection(encoder_features(self.momentum_encoder, x))
+
+
+def momentum_at(step: int, total_steps: int, base: float) -> float:
+    """MoCo v3's momentum schedule (after BYOL): m rises from ``base`` at step 0 to 1 at the last step on a half
+    cosine, m = 1 − (1 − base)·(1 + cos(π·step/total))/2, so the keys change less and less as training settles."""
+    return 1.0 - (1.0 - base) * (1.0 + math.cos(math.pi * step / max(total_steps, 1))) / 2.0
 
 
 def encoder_features(model: ViT, x: torch.Tensor) -> torch.Tensor:
@@ -90,9 +123,12 @@ def data(cfg: RunConfig) -> Splits:
 
 def model(cfg: RunConfig, splits: Splits) -> nn.Module:
     p = cfg.pretrain
-    return Contrastive(ViT(cfg.model), ProjectionHead(in_dim=cfg.model.dim, hidden_dim=p.proj_hidden,
-                                                      out_dim=p.proj_dim, batch_norm=p.proj_batch_norm),
-                       InfoNCE(temperature=p.tau, queue_size=p.queue_size))
+    projection = ProjectionHead(in_dim=cfg.model.dim, hidden_dim=p.proj_hidden, out_dim=p.proj_dim,
+                                batch_norm=p.proj_batch_norm)
+    predictor = ProjectionHead(in_dim=p.proj_dim, hidden_dim=p.predictor_hidden, out_dim=p.proj_dim,
+                               batch_norm=p.proj_batch_norm) if p.predictor_hidden else None
+    return Contrastive(ViT(cfg.model), projection, InfoNCE(temperature=p.tau, queue_size=p.queue_size),
+                       momentum=p.momentum, predictor=predictor)
 
 
 def augment(cfg: RunConfig, splits: Splits) -> nn.Module:
@@ -101,12 +137,19 @@ def augment(cfg: RunConfig, splits: Splits) -> nn.Module:
 
 
 def step(trained: nn.Module, images: torch.Tensor, labels: torch.Tensor, ctx: Context) -> tuple[torch.Tensor, dict]:
-    """Two views -> one forward of 2N images (BatchNorm sees both) -> gather over processes -> InfoNCE."""
+    """Two views -> one forward of 2N images (BatchNorm sees both) -> gather over processes -> InfoNCE; with a
+    momentum encoder, its keys of the same 2N views (after its update) are the positives and negatives."""
     v1, v2 = ctx.augment(images.float().div_(255))  # (N, C, H, W) each, in [0, 1]
-    z1, z2 = trained(ctx.normalize(torch.cat([v1, v2]))).float().chunk(2)  # (N, proj_dim) each
+    x = ctx.normalize(torch.cat([v1, v2]))  # (2N, C, H, W)
+    module = getattr(trained, "module", trained)  # the loss (and its queue) and the key encoder outside DDP
+    z1, z2 = trained(x, predict=True).float().chunk(2)  # (N, proj_dim) each: the queries
     z1, z2 = gather_with_grad(z1), gather_with_grad(z2)  # the global batch, with gradients (W·N, proj_dim)
-    module = getattr(trained, "module", trained)  # the loss (and its queue) outside DDP's forward
-    loss = module.criterion(z1, z2)
+    keys = None
+    if module.momentum > 0:  # at step 0 the key encoder becomes a copy of f and g (m = 0), as in MoCo v3
+        m = momentum_at(ctx.step, ctx.total_steps, module.momentum) if ctx.step else 0.0
+        k1, k2 = module.keys(x, m).float().chunk(2)  # (N, proj_dim) each, no gradient
+        keys = gather_with_grad(k1), gather_with_grad(k2)
+    loss = module.criterion(z1, z2, keys)
     return loss, {"loss": loss.detach() * len(images), "n": len(images)}
 
 
