@@ -139,22 +139,29 @@ def test_unknown_recipe_lists_the_known_ones(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
-def test_a_pretraining_run_stopped_inside_an_epoch_resumes_bit_for_bit(tmp_path):
-    """Pretraining has the engine's mid-epoch checkpoints too: a copy of the run as it stood at step 13 (inside
-    epoch 2, with the MoCo queue and the views' random stream) resumed equals the uninterrupted run."""
+def _run_and_resume_a_copy_at_step_12(tmp_path, args):
+    """Run ``args`` as "full" with a checkpoint every 3 steps; "mid" is a copy of it as it stood at step 12 (epoch
+    2, batch 2), resumed to the end. Returns both folders."""
     import shutil
 
-    from safetensors.torch import load_file
-
-    args = [*TINY, "--optim.warmup_epochs", "1", "--pretrain.queue_size", "300", "--out_dir", str(tmp_path),
-            "--epochs", "2"]
     assert main(["pretrain", "--name", "full", "--ckpt-every", "3", "--keep-last", "10", *args]) == 0
     full, mid = tmp_path / "full", tmp_path / "mid"
     mid.mkdir()
     for f in ("config.json", "metrics.jsonl"):
         shutil.copy(full / f, mid / f)
-    shutil.copy(full / "checkpoint-step000012.safetensors", mid / "checkpoint.safetensors")  # epoch 2, batch 2
+    shutil.copy(full / "checkpoint-step000012.safetensors", mid / "checkpoint.safetensors")
     assert main(["train", "--resume", str(mid), "-q"]) == 0
+    return full, mid
+
+
+def test_a_pretraining_run_stopped_inside_an_epoch_resumes_bit_for_bit(tmp_path):
+    """Pretraining has the engine's mid-epoch checkpoints too: a copy of the run as it stood at step 13 (inside
+    epoch 2, with the MoCo queue and the views' random stream) resumed equals the uninterrupted run."""
+    from safetensors.torch import load_file
+
+    args = [*TINY, "--optim.warmup_epochs", "1", "--pretrain.queue_size", "300", "--out_dir", str(tmp_path),
+            "--epochs", "2"]
+    full, mid = _run_and_resume_a_copy_at_step_12(tmp_path, args)
     for name in ("model.safetensors", "projection.safetensors"):
         a, b = load_file(full / name), load_file(mid / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
@@ -254,21 +261,13 @@ def test_the_momentum_loss_against_a_hand_written_cross_entropy():
 def test_a_moco_v3_run_stopped_inside_an_epoch_resumes_bit_for_bit(tmp_path):
     """Momentum encoder, predictor and queue through the engine: a copy of the run at step 12 (inside epoch 2)
     resumed equals the uninterrupted run, key encoder included (it lives in the checkpoint, not in SRC)."""
-    import shutil
-
     from safetensors.torch import load_file
 
     from vitlab.train.checkpoint import load_tensors
 
     args = [*TINY, "--optim.warmup_epochs", "1", "--pretrain.queue_size", "300", "--pretrain.momentum", "0.9",
             "--pretrain.predictor_hidden", "16", "--out_dir", str(tmp_path), "--epochs", "2"]
-    assert main(["pretrain", "--name", "full", "--ckpt-every", "3", "--keep-last", "10", *args]) == 0
-    full, mid = tmp_path / "full", tmp_path / "mid"
-    mid.mkdir()
-    for f in ("config.json", "metrics.jsonl"):
-        shutil.copy(full / f, mid / f)
-    shutil.copy(full / "checkpoint-step000012.safetensors", mid / "checkpoint.safetensors")  # epoch 2, batch 2
-    assert main(["train", "--resume", str(mid), "-q"]) == 0
+    full, mid = _run_and_resume_a_copy_at_step_12(tmp_path, args)
     a, b = load_tensors(full / "checkpoint.safetensors")[0], load_tensors(mid / "checkpoint.safetensors")[0]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert any(k.startswith("model.momentum_encoder.") for k in a) and any(k.startswith("model.predictor.") for k in a)

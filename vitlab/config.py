@@ -311,7 +311,9 @@ class PretrainConfig:
     ``queue_size`` > 0 adds a MoCo queue of past embeddings as extra negatives (under torchrun: of the global
     batch). ``momentum`` > 0 switches from SimCLR to MoCo's momentum (key) encoder: each view's query
     g(f(x)) is matched with the other view's key from an exponential moving average of f and g (MoCo v2
-    with a queue; with ``predictor_hidden`` > 0 an MLP q(·) on the queries, MoCo v3, Chen et al. 2021). The view
+    with a queue; with ``predictor_hidden`` > 0 an MLP q(·) on the queries, MoCo v3, Chen et al. 2021). A queue
+    without a momentum encoder holds embeddings of an encoder that has since moved: on Fashion-MNIST it cost the
+    probe 20 points (benchmarks/pretrain_levers.md); MoCo's key encoder is what keeps them consistent. The view
     augmentations (vitlab.data.views) are configured here too, since only pretraining uses them.
     """
 
