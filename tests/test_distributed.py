@@ -167,7 +167,8 @@ def test_torchrun_pretraining_on_two_processes(tmp_path):
            "-m", "vitlab.cli", "pretrain", "--epochs", "2", "--name", "ddp", "--out_dir", str(tmp_path),
            "--model.dim", "16", "--model.depth", "1", "--model.heads", "2", "--model.mlp_ratio", "1",
            "--pretrain.proj_hidden", "16", "--pretrain.proj_dim", "8", "--pretrain.queue_size", "300",
-           "--pretrain.momentum", "0.9", "--pretrain.predictor_hidden", "16", "--batch-size", "128", "--threads", "1", "--device", "cpu", "-q"]
+           "--pretrain.momentum", "0.9", "--pretrain.predictor_hidden", "16",
+           "--batch-size", "128", "--threads", "1", "--device", "cpu", "-q"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

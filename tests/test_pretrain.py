@@ -155,7 +155,7 @@ def _run_and_resume_a_copy_at_step_12(tmp_path, args):
 
 
 def test_a_pretraining_run_stopped_inside_an_epoch_resumes_bit_for_bit(tmp_path):
-    """Pretraining has the engine's mid-epoch checkpoints too: a copy of the run as it stood at step 13 (inside
+    """Pretraining has the engine's mid-epoch checkpoints too: a copy of the run as it stood at step 12 (inside
     epoch 2, with the MoCo queue and the views' random stream) resumed equals the uninterrupted run."""
     from safetensors.torch import load_file
 
