@@ -31,7 +31,7 @@ VARIANTS = [
     ("drop path 0.1", {"model.drop_path": 0.1}),
     ("shift ±1 px + rotate 10° + scale 10%", SHIFT_ROTATE_SCALE),
     ("no label smoothing", {"optim.label_smoothing": 0.0}),
-    ("lr 3e-3", {"optim.lr": 3e-3}),
+    ("lr 2e-3 (round 1's recipe)", {"optim.lr": 2e-3}),
     ("MLP ratio 4", {"model.mlp_ratio": 4.0}),
     ("2 heads", {"model.heads": 2}),
     ("depth 3, 20 epochs", {"model.depth": 3, "optim.epochs": 20}),

@@ -26,6 +26,6 @@ def digits() -> RunConfig:
         model=ModelConfig(img_size=8, patch_size=2, in_chans=1, num_classes=10, dim=64, depth=2, heads=4,
                           mlp_ratio=2.0, pool="token", class_token=True, drop_path=0.0, init="kaiming_fan_out"),
         data=DataConfig(name="digits", augment="none"),
-        optim=OptimConfig(epochs=25, batch_size=64, lr=2e-3, warmup_epochs=2, weight_decay=0.05,
+        optim=OptimConfig(epochs=25, batch_size=64, lr=3e-3, warmup_epochs=2, weight_decay=0.05,
                           label_smoothing=0.1),
     )
