@@ -23,9 +23,9 @@ from vitlab.train import fit
 
 SHIFT_ROTATE_SCALE = {"data.augment": "digits", "data.translate": 0.125, "data.rotate": 10.0, "data.scale": 0.1}
 VARIANTS = [
-    ("the previous recipe: width 96, depth 4, trunc-normal init, drop path 0.1, 34 epochs (3 warm-up)",
+    ("the previous recipe: width 96, depth 4, trunc-normal init, drop path 0.1, 34 epochs (3 warm-up), lr 2e-3",
      {"model.dim": 96, "model.depth": 4, "model.init": "trunc_normal", "model.drop_path": 0.1, "optim.epochs": 34,
-      "optim.warmup_epochs": 3}),
+      "optim.warmup_epochs": 3, "optim.lr": 2e-3}),
     ("trunc-normal init", {"model.init": "trunc_normal"}),
     ("trunc-normal init, drop path 0.1", {"model.init": "trunc_normal", "model.drop_path": 0.1}),
     ("drop path 0.1", {"model.drop_path": 0.1}),
