@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What the InfoNCE temperature τ does, on Fashion-MNIST: `vitlab sweep pretrain.tau=...` over the fashion-mnist
 # pretraining recipe (2 epochs, one seed: SEED, default 0), a linear probe of each run's frozen encoder, the
-# same probe on a random encoder (the baseline), and `vitlab tau-report` over the runs. Numbers are on the validation split (6,000
-# images); the probe's test accuracy is reported beside them. Needs dataset-fashion-mnist.
+# same probe on a random encoder (the baseline), and `vitlab tau-report` over the runs. Numbers are on the
+# validation split (6,000 images); the probe's test accuracy is reported beside them. Needs dataset-fashion-mnist.
 #   bash benchmarks/tau_fashion.sh > benchmarks/tau.md   (figures copied to benchmarks/tau/)
 #   SEED=1 bash benchmarks/tau_fashion.sh > benchmarks/tau_seed1.md   (figures to benchmarks/tau_seed1/)
 set -euo pipefail
