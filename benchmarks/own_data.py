@@ -15,6 +15,7 @@ test accuracy is the final model's, scored once. The issue's bar: beat 3-NN with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -99,17 +100,19 @@ def round_trips(run: Path, folder: Path, work: Path) -> list[str]:
 
     want = probabilities(run)
     lines = []
-    for fmt, target in (("hf", work / "hf"), ("timm", work / "timm.safetensors"), ("vitlab", run / "model.safetensors")):
-        if fmt != "vitlab" and cli(["export", str(run), f"--{fmt}", str(target)]) != 0:
-            lines.append(f"| {fmt} | cannot export this model (see the error above) | | |")
-            continue
-        back = work / f"from-{fmt}.safetensors"
-        assert cli(["import", str(target), "--out", str(back)]) == 0
-        got = probabilities(back)
-        changed = float((got.argmax(-1) != want.argmax(-1)).float().mean())
-        lines.append(f"| {fmt} | {(got - want).abs().max().item():.2e} | {changed:.4f} | "
-                     f"{load_model(back)[1]['classes'] == meta['classes']} |")
-    assert cli(["export", str(run), "--onnx", str(work / "m.onnx"), "--pixels"]) == 0
+    with contextlib.redirect_stdout(sys.stderr):  # the CLI's own lines go to the log, not into the table
+        targets = (("hf", work / "hf"), ("timm", work / "timm.safetensors"), ("vitlab", run / "model.safetensors"))
+        for fmt, target in targets:
+            if fmt != "vitlab" and cli(["export", str(run), f"--{fmt}", str(target)]) != 0:
+                lines.append(f"| {fmt} | cannot export this model (see the error above) | | |")
+                continue
+            back = work / f"from-{fmt}.safetensors"
+            assert cli(["import", str(target), "--out", str(back)]) == 0
+            got = probabilities(back)
+            changed = float((got.argmax(-1) != want.argmax(-1)).float().mean())
+            lines.append(f"| {fmt} | {(got - want).abs().max().item():.2e} | {changed:.4f} | "
+                         f"{load_model(back)[1]['classes'] == meta['classes']} |")
+        assert cli(["export", str(run), "--onnx", str(work / "m.onnx"), "--pixels"]) == 0
     pixels = torch.stack([load_image(f, channels=model.cfg.in_chans, size=model.cfg.img_size) for f in files]).float()
     (logits,) = ort.InferenceSession(str(work / "m.onnx"), providers=["CPUExecutionProvider"]).run(
         None, {"images": (pixels / 255).numpy()})
