@@ -98,6 +98,7 @@ def test_unknown_data_set(capsys, tmp_path):
 # -- issue 11, defect 14: one line where a traceback was, and messages that name the value ------------------------
 @pytest.mark.parametrize("argv, fragments", [
     (["--optim.warmup_epochs", "inf"], ["optim.warmup_epochs must be a finite number >= 0", "inf"]),
+    (["--optim.time_budget_s", "-60"], ["optim.time_budget_s must be a finite number >= 0", "-60"]),
     (["--device", "foo"], ["device='foo' is not a device", "cuda:N"]),
     (["--seed", "1000000000000000000000000000000"], ["seed must be an integer in [0, 2**32)",
                                                      "1000000000000000000000000000000"]),

@@ -55,3 +55,13 @@ def test_constant_when_min_equals_base():
 
 def test_single_step_run():
     assert lr(0, total=1, warmup=0) == pytest.approx(BASE)
+
+
+def test_a_time_budget_holds_the_whole_epochs_that_fit_at_the_first_epochs_pace():
+    from vitlab.train.schedule import epochs_within
+
+    assert epochs_within(900, 100.0, most=15) == 9  # 9 x 100 s fit 900 s
+    assert epochs_within(900, 61.0, most=15) == 14  # 14.75 -> 14: never past the budget
+    assert epochs_within(900, 30.0, most=15) == 15  # the budget holds more than optim.epochs: optim.epochs
+    assert epochs_within(10, 25.0, most=15) == 1  # the first epoch is trained already
+    assert epochs_within(900, 0.0, most=15) == 15  # no measurable time: nothing to cut

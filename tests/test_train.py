@@ -236,6 +236,32 @@ def test_different_seed_gives_different_run(three_epoch_runs, tmp_path):
     assert read_jsonl(other / "metrics.jsonl")[0]["train_loss"] != read_jsonl(a / "metrics.jsonl")[0]["train_loss"]
 
 
+def test_a_time_budget_fixes_the_epochs_after_the_first_and_a_resume_keeps_them(tmp_path):
+    """optim.time_budget_s: a budget shorter than the first epoch leaves that one epoch (the run folder says 1 of
+    the 3 asked for, and a resume trains no more); a budget longer than every epoch changes nothing."""
+    short = fit(small_config(tmp_path, RESUME, name="short", optim__epochs=3, optim__time_budget_s=1e-3))
+    assert [r["epoch"] for r in read_jsonl(short / "metrics.jsonl")] == [1]
+    assert (load_run_config(short).optim.epochs, load_run_config(short).optim.time_budget_s) == (1, 1e-3)
+    assert json.loads((short / "metrics.json").read_text())["epochs"] == 1
+    before = (short / "checkpoint.safetensors").read_bytes()
+    fit(load_run_config(short), resume=short)  # as `vitlab train --resume RUN`: the run's own configuration
+    assert (short / "checkpoint.safetensors").read_bytes() == before
+    long = fit(small_config(tmp_path, RESUME, name="long", optim__epochs=2, optim__time_budget_s=1e6))
+    assert [r["epoch"] for r in read_jsonl(long / "metrics.jsonl")] == [1, 2]
+    assert read_jsonl(long / "metrics.jsonl")[-1]["lr"] == pytest.approx(1e-5)  # the cosine of 2 epochs, ended
+
+
+def test_a_time_budget_that_cuts_the_run_keeps_its_warm_up_in_steps_within_half_the_run():
+    from vitlab.train.loop import _fit_to_budget
+
+    cfg = apply_overrides(digits(), {"optim.epochs": 10, "optim.time_budget_s": 100.0})
+    fitted, total, warmup = _fit_to_budget(cfg, 30.0, steps_per_epoch=20, warmup_steps=40)  # 3 epochs fit
+    assert (fitted.optim.epochs, total, warmup) == (3, 60, 30)  # 40 warm-up steps would be 2/3 of the run
+    assert _fit_to_budget(cfg, 30.0, steps_per_epoch=20, warmup_steps=10)[2] == 10
+    same, total, warmup = _fit_to_budget(cfg, 5.0, steps_per_epoch=20, warmup_steps=150)  # all 10 epochs fit
+    assert (same, total, warmup) == (cfg, 200, 150)
+
+
 # -- (d) an existing run folder --------------------------------------------------------------------
 def test_existing_run_folder_is_refused_unless_overwrite(tmp_path):
     cfg = small_config(tmp_path, TINY, name="taken", optim__epochs=1)

@@ -242,6 +242,10 @@ class OptimConfig:
     # depth-L encoder learns at lr * layer_decay ** (L + 1 - l) (embeddings l = 0, block i l = i + 1, final norm and
     # head l = L + 1; vitlab.train.optim); 1 = off
     layer_decay: float = 1.0
+    # a training-time budget in seconds (0 = off): ``epochs`` becomes an upper bound, and after the first epoch the
+    # run keeps the most whole epochs that fit the budget at that epoch's pace (vitlab.train.schedule.epochs_within),
+    # so one recipe takes the same minutes on a slow host and a fast one; evaluation time is not counted
+    time_budget_s: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -251,7 +255,7 @@ class OptimConfig:
             raise ConfigError(f"optim.lr must be a finite number > 0, got {self.lr}")
         if not (_finite(self.min_lr) and 0 <= self.min_lr <= self.lr):
             raise ConfigError(f"optim.min_lr must be in [0, lr={self.lr}], got {self.min_lr}")
-        for name in ("warmup_epochs", "weight_decay", "grad_clip"):
+        for name in ("warmup_epochs", "weight_decay", "grad_clip", "time_budget_s"):
             value = getattr(self, name)
             if not (_finite(value) and value >= 0):
                 raise ConfigError(f"optim.{name} must be a finite number >= 0, got {value}")

@@ -49,7 +49,7 @@ from .plots import plot_curves
 from .rng import RngState, seed_epoch, seed_everything
 from .run_dir import (METRICS, RunFolder, append_row, keep_rows, load_run_config, read_rows, resumed_config, roll_back,
                       step_checkpoints)
-from .schedule import warmup_cosine
+from .schedule import epochs_within, warmup_cosine
 from .step import optimizer_step
 from .tasks import Context, Task, get_task
 
@@ -201,7 +201,9 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
     lr = cfg.optim.lr
     with StopRequest(abort_on_second=not launched_by_torchrun()) as stop, \
             timeout_is_one_line(cfg.dist_timeout_s, lambda: f"at step {progress.step}"):
-        for epoch in range(progress.epoch, cfg.optim.epochs):
+        for epoch in itertools.count(progress.epoch):
+            if epoch >= cfg.optim.epochs:  # (a loop, not a range: a time budget may shrink the epochs)
+                break
             module.train()
             if progress.batch:  # inside an epoch: this process's random state and the epoch's sums so far
                 rng[rank()].restore()
@@ -259,6 +261,12 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
             bar.close()
             epoch_time = time.perf_counter() - t0
             progress.train_time_s += epoch_time
+            if epoch == 0 and cfg.optim.time_budget_s:  # the epochs the budget holds, fixed now for the whole run
+                cfg, total_steps, warmup_steps = _fit_to_budget(cfg, epoch_time, steps_per_epoch, warmup_steps)
+                ctx.total_steps = total_steps
+                if main_process:  # before this epoch's checkpoint: a resumed run keeps the fitted epochs
+                    with _disk_full_is_one_line(run_dir, last_saved):
+                        save_json(run_dir / "config.json", to_dict(cfg))
             totals = dict(zip(sums, sum_over_processes(*sums.values())))  # every process's part of the epoch
             n = float(totals.pop("n"))
 
@@ -306,6 +314,20 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
         events.scalars({f"test_{k}": v for k, v in test.items()}, progress.step)
     log.info("test (once, final model): %s", "  ".join(f"{k} {v:.4f}" for k, v in test.items()))
     return run_dir
+
+
+def _fit_to_budget(cfg: RunConfig, first_epoch_s: float, steps_per_epoch: int,
+                   warmup_steps: int) -> tuple[RunConfig, int, int]:
+    """``optim.time_budget_s``: the run's epochs from the first epoch's training time (rank 0's, so every process
+    trains the same schedule), and the warm-up, kept in steps but never more than half the fitted run."""
+    budget, most = cfg.optim.time_budget_s, cfg.optim.epochs
+    epochs = gather_objects(epochs_within(budget, first_epoch_s, most))[0]
+    total_steps = epochs * steps_per_epoch
+    log.info("optim.time_budget_s %g: the first epoch trained in %.1f s, so the run trains %d epoch(s)%s", budget,
+             first_epoch_s, epochs, f" of at most {most}" if epochs < most else f" (optim.epochs; the budget "
+             f"would hold {budget / first_epoch_s:.1f})")
+    warmup = warmup_steps if epochs == most else min(warmup_steps, total_steps // 2)
+    return replace(cfg, optim=replace(cfg.optim, epochs=epochs)), total_steps, warmup
 
 
 def compile_step(trained: torch.nn.Module, setting: str, device: torch.device) -> torch.nn.Module:

@@ -1,4 +1,4 @@
-"""Learning-rate schedule: linear warm-up, then cosine decay to ``min_lr``."""
+"""Learning-rate schedule: linear warm-up, then cosine decay to ``min_lr``; the epochs a time budget allows."""
 from __future__ import annotations
 
 import math
@@ -16,3 +16,12 @@ def warmup_cosine(step: int, *, total_steps: int, warmup_steps: int, base_lr: fl
     span = max(total_steps - warmup_steps - 1, 1)
     progress = min(max(step - warmup_steps, 0) / span, 1.0)
     return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def epochs_within(budget_s: float, first_epoch_s: float, most: int) -> int:
+    """The whole epochs a training-time budget holds at the first epoch's pace: at least 1, at most ``most``.
+
+    The first epoch is the slowest (compilation, warm caches), so the estimate errs on the side of the budget."""
+    if first_epoch_s <= 0:
+        return most
+    return max(1, min(most, int(budget_s // first_epoch_s)))
