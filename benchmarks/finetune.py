@@ -79,10 +79,12 @@ def write_folder(out: Path, per_class_train: int = 800, seed: int = 0, unlabelle
 def unlabelled_part(out: Path, epochs: int, pretrain_epochs: int, seeds: list[int]) -> None:
     """Contrastive pretraining on Fashion-MNIST's other 52,000 training images (none of the folder's 8,000, none of
     the test images; labels unused; two threads), then fine-tuning on the folder, against scratch measured again
-    beside it on the same host: each start's lr chosen on validation (seed 100) from its grid, then 3 seeds, two
-    runs at a time, one thread each, as in section 2. The semi-supervised case."""
+    beside it on the same host, and the contrastive start with layer-wise lr decay 0.75: each start's lr chosen on
+    validation (seed 100) from its grid, then the seeds, two runs at a time, one thread each, as in section 2. The
+    semi-supervised case."""
     folder, rest = out / "fashion-8000", out / "fashion-rest"
-    write_folder(folder, unlabelled=rest)
+    if not (folder.exists() and rest.exists()):  # (a second call with the same --out reuses them and every run)
+        write_folder(folder, unlabelled=rest)
     src = vitlab(["--task", "pretrain", "--recipe", "fashion-mnist", "--data", f"folder:{rest}",
                   "--data.test_split", "0.05", *ARCH, "--epochs", str(pretrain_epochs)], out, "src-fashion-simclr", 2)
     m = src["metrics"]
@@ -92,8 +94,9 @@ def unlabelled_part(out: Path, epochs: int, pretrain_epochs: int, seeds: list[in
           f"kNN accuracy {100 * m['best_val_acc' if 'best_val_acc' in m else 'best_val_knn_acc']:.2f}% on its own "
           f"validation split.\n")
     base = ["--recipe", "mnist", "--data", f"folder:{folder}", "--epochs", str(epochs)]
-    starts = {"scratch": (base + ARCH, SCRATCH_LRS),
-              "contrastive": (base + ["--init", str(out / src["name"])], UNLABELLED_INIT_LRS)}
+    init = ["--init", str(out / src["name"])]
+    starts = {"scratch": (base + ARCH, SCRATCH_LRS), "contrastive": (base + init, UNLABELLED_INIT_LRS),
+              "contrastive-ld": (base + init + ["--optim.layer_decay", "0.75"], UNLABELLED_INIT_LRS[1:])}
     pool = ThreadPoolExecutor(2)
     jobs = {(start, lr): pool.submit(vitlab, flags + ["--lr", str(lr), "--seed", str(CHOICE_SEED)], out,
                                      f"choose-{start}-unlabelled-lr{lr}", 1)
@@ -110,7 +113,8 @@ def unlabelled_part(out: Path, epochs: int, pretrain_epochs: int, seeds: list[in
     print("| arm | test accuracy (%) | best val accuracy (%) | training (s) | each seed's test accuracy |\n"
           "|---|---|---|---|---|")
     for start, label in (("scratch", "scratch, measured beside it"),
-                         ("contrastive", "--init contrastive on the other Fashion-MNIST images")):
+                         ("contrastive", "--init contrastive on the other Fashion-MNIST images"),
+                         ("contrastive-ld", "--init contrastive, layer_decay 0.75")):
         rs = [runs[(start, s)].result() for s in seeds]
         test = [100 * r["metrics"]["test_acc"] for r in rs]
         print(f"| {label} (lr {chosen[start]:g}) | {mean_std(test)} | "
@@ -120,13 +124,16 @@ def unlabelled_part(out: Path, epochs: int, pretrain_epochs: int, seeds: list[in
 
 
 def vitlab(args: list[str], out: Path, name: str, threads: int) -> dict:
+    """One `vitlab train` run into out/name; a finished run there made by the same command is read, not redone."""
     exe = shutil.which("vitlab") or str(Path(sys.executable).with_name("vitlab"))
-    t0 = time.perf_counter()
-    proc = subprocess.run([exe, "train", *args, "--threads", str(threads), "--out_dir", str(out), "--name", name,
-                           "-q"], capture_output=True, text=True)
+    argv = ["train", *args, "--threads", str(threads), "--out_dir", str(out), "--name", name, "-q"]
+    run, t0 = out / name, time.perf_counter()
+    if (run / "metrics.json").exists() and json.loads((run / "argv.json").read_text())[1:] == argv:
+        return {"name": name, "wall_s": None, "metrics": json.loads((run / "metrics.json").read_text()),
+                "config": json.loads((run / "config.json").read_text()), "lines": []}
+    proc = subprocess.run([exe, *argv], capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"{name}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
-    run = out / name
     return {"name": name, "wall_s": time.perf_counter() - t0, "metrics": json.loads((run / "metrics.json").read_text()),
             "config": json.loads((run / "config.json").read_text()),
             "lines": [ln for ln in proc.stdout.splitlines() if ln.startswith(("init ", "init.source", "data folder"))]}
