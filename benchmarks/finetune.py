@@ -76,30 +76,35 @@ def write_folder(out: Path, per_class_train: int = 800, seed: int = 0, unlabelle
                     Image.fromarray(data.images[i, 0].numpy()).save(unlabelled / name.replace("/", "-") / f"{i:05d}.png")
 
 
-def unlabelled_part(out: Path, epochs: int, pretrain_epochs: int, seeds: list[int]) -> None:
-    """Contrastive pretraining on Fashion-MNIST's other 52,000 training images (none of the folder's 8,000, none of
-    the test images; labels unused; two threads), then fine-tuning on the folder, against scratch measured again
-    beside it on the same host, and the contrastive start with layer-wise lr decay 0.75: each start's lr chosen on
-    validation (seed 100) from its grid, then the seeds, two runs at a time, one thread each, as in section 2. The
-    semi-supervised case."""
+def contrastive_part(out: Path, epochs: int, pretrain_epochs: int, seeds: list[int], on: str) -> None:
+    """Contrastive pretraining (two threads), then fine-tuning on the folder, against scratch measured again beside
+    it on the same host, with and without layer-wise lr decay 0.75: each start's lr chosen on validation (seed
+    100) from its grid, then the seeds, two runs at a time, one thread each, as in section 2. ``on="fashion"``:
+    Fashion-MNIST's other 52,000 training images (none of the folder's 8,000, none of the test images; labels
+    unused), the semi-supervised case; ``on="mnist"``: MNIST, as section 2's contrastive source but longer."""
     folder, rest = out / "fashion-8000", out / "fashion-rest"
     if not (folder.exists() and rest.exists()):  # (a second call with the same --out reuses them and every run)
         write_folder(folder, unlabelled=rest)
-    src = vitlab(["--task", "pretrain", "--recipe", "fashion-mnist", "--data", f"folder:{rest}",
-                  "--data.test_split", "0.05", *ARCH, "--epochs", str(pretrain_epochs)], out, "src-fashion-simclr", 2)
+    if on == "fashion":
+        data, name, tag = ["--data", f"folder:{rest}", "--data.test_split", "0.05"], "src-fashion-simclr", "unlabelled"
+        print("## 3. A contrastive source on the other 52,000 Fashion-MNIST training images (labels unused)\n")
+    else:
+        data, name, tag = ["--data", f"mnist:{MNIST}"], f"src-mnist-simclr-{pretrain_epochs}ep", "mnist-simclr"
+        print(f"## 4. A contrastive source on MNIST, {pretrain_epochs} epochs\n")
+    src = vitlab(["--task", "pretrain", "--recipe", "fashion-mnist", *data, *ARCH, "--epochs", str(pretrain_epochs)],
+                 out, name, 2)
     m = src["metrics"]
-    print("## 3. A contrastive source on the other 52,000 Fashion-MNIST training images (labels unused)\n")
-    print("`vitlab train --task pretrain --recipe fashion-mnist --data folder:REST --data.test_split 0.05` + the "
-          f"mnist recipe's architecture, {pretrain_epochs} epochs, 2 threads: {m['train_time_s']:.0f} s of training; "
-          f"kNN accuracy {100 * m['best_val_acc' if 'best_val_acc' in m else 'best_val_knn_acc']:.2f}% on its own "
-          f"validation split.\n")
+    print(f"`vitlab train --task pretrain --recipe fashion-mnist {' '.join(data[:2])}` + the mnist recipe's "
+          f"architecture, {pretrain_epochs} epochs, 2 threads: {m['train_time_s']:.0f} s of training; kNN accuracy "
+          f"{100 * m['best_val_acc' if 'best_val_acc' in m else 'best_val_knn_acc']:.2f}% on its own validation "
+          f"split.\n")
     base = ["--recipe", "mnist", "--data", f"folder:{folder}", "--epochs", str(epochs)]
     init = ["--init", str(out / src["name"])]
     starts = {"scratch": (base + ARCH, SCRATCH_LRS), "contrastive": (base + init, UNLABELLED_INIT_LRS),
               "contrastive-ld": (base + init + ["--optim.layer_decay", "0.75"], UNLABELLED_INIT_LRS[1:])}
     pool = ThreadPoolExecutor(2)
     jobs = {(start, lr): pool.submit(vitlab, flags + ["--lr", str(lr), "--seed", str(CHOICE_SEED)], out,
-                                     f"choose-{start}-unlabelled-lr{lr}", 1)
+                                     f"choose-{start}-{'unlabelled' if start == 'scratch' else tag}-lr{lr}", 1)
             for start, (flags, lrs) in starts.items() for lr in lrs}
     chosen = {}
     for start, (_, lrs) in starts.items():
@@ -108,12 +113,13 @@ def unlabelled_part(out: Path, epochs: int, pretrain_epochs: int, seeds: list[in
         print(f"{start}: lr chosen on validation (seed {CHOICE_SEED}): "
               + ", ".join(f"{v:g}: {100 * a:.2f}%" for v, a in val.items()) + f" -> {chosen[start]:g}\n")
     runs = {(start, s): pool.submit(vitlab, flags + ["--lr", str(chosen[start]), "--seed", str(s)], out,
-                                    f"{start}-unlabelled-seed{s}", 1)
+                                    f"{start}-{'unlabelled' if start == 'scratch' else tag}-seed{s}", 1)
             for s in seeds for start, (flags, _) in starts.items()}
     print("| arm | test accuracy (%) | best val accuracy (%) | training (s) | each seed's test accuracy |\n"
           "|---|---|---|---|---|")
+    source = "the other Fashion-MNIST images" if on == "fashion" else "MNIST"
     for start, label in (("scratch", "scratch, measured beside it"),
-                         ("contrastive", "--init contrastive on the other Fashion-MNIST images"),
+                         ("contrastive", f"--init contrastive on {source}"),
                          ("contrastive-ld", "--init contrastive, layer_decay 0.75")):
         rs = [runs[(start, s)].result() for s in seeds]
         test = [100 * r["metrics"]["test_acc"] for r in rs]
@@ -149,16 +155,19 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--source-epochs", type=int, default=1, help="pretraining source's epochs on MNIST")
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--part", choices=("all", "unlabelled"), default="all",
-                    help="unlabelled: only the semi-supervised case (section 3) and scratch beside it")
+    ap.add_argument("--part", choices=("all", "unlabelled", "mnist-contrastive"), default="all",
+                    help="unlabelled: only the semi-supervised case (section 3) and scratch beside it; "
+                         "mnist-contrastive: a contrastive MNIST source of --pretrain-epochs (section 4)")
     ap.add_argument("--pretrain-epochs", type=int, default=2)
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="vitlab-finetune-"))
-    if args.part == "unlabelled":
+    if args.part != "all":
         print(header(threads=1) + " The pretraining at 2 threads; then two runs at a time, one thread each.\n")
         t0 = time.perf_counter()
-        unlabelled_part(out, args.epochs, args.pretrain_epochs, args.seeds)
-        print(f"\nSection 3: {time.perf_counter() - t0:.0f} s; load at the end {load_now()}.")
+        on = "fashion" if args.part == "unlabelled" else "mnist"
+        contrastive_part(out, args.epochs, args.pretrain_epochs, args.seeds, on)
+        print(f"\nSection {3 if on == 'fashion' else 4}: {time.perf_counter() - t0:.0f} s; load at the end "
+              f"{load_now()}.")
         return
     print("# Fine-tuning from MNIST against training from scratch, on a Fashion-MNIST folder of 8,000 images\n")
     print(header(threads=1) + " Two runs at a time, one thread each.\n")
