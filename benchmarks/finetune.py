@@ -94,7 +94,8 @@ def contrastive_part(out: Path, epochs: int, pretrain_epochs: int, seeds: list[i
     src = vitlab(["--task", "pretrain", "--recipe", "fashion-mnist", *data, *ARCH, "--epochs", str(pretrain_epochs)],
                  out, name, 2)
     m = src["metrics"]
-    print(f"`vitlab train --task pretrain --recipe fashion-mnist {' '.join(data[:2])}` + the mnist recipe's "
+    shown = " ".join(data).replace(str(rest), "REST").replace(str(MNIST), "DIR")
+    print(f"`vitlab train --task pretrain --recipe fashion-mnist {shown}` + the mnist recipe's "
           f"architecture, {pretrain_epochs} epochs, 2 threads: {m['train_time_s']:.0f} s of training; kNN accuracy "
           f"{100 * m['best_val_acc' if 'best_val_acc' in m else 'best_val_knn_acc']:.2f}% on its own validation "
           f"split.\n")
