@@ -325,7 +325,7 @@ def _fit_to_budget(cfg: RunConfig, first_epoch_s: float, steps_per_epoch: int,
     total_steps = epochs * steps_per_epoch
     log.info("optim.time_budget_s %g: the first epoch trained in %.1f s, so the run trains %d epoch(s)%s", budget,
              first_epoch_s, epochs, f" of at most {most}" if epochs < most else f" (optim.epochs; the budget "
-             f"would hold {budget / first_epoch_s:.1f})")
+             f"would hold {budget / max(first_epoch_s, 1e-9):.1f})")
     warmup = warmup_steps if epochs == most else min(warmup_steps, total_steps // 2)
     return replace(cfg, optim=replace(cfg.optim, epochs=epochs)), total_steps, warmup
 
