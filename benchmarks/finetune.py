@@ -103,18 +103,19 @@ def contrastive_part(out: Path, epochs: int, pretrain_epochs: int, seeds: list[i
     init = ["--init", str(out / src["name"])]
     starts = {"scratch": (base + ARCH, SCRATCH_LRS), "contrastive": (base + init, UNLABELLED_INIT_LRS),
               "contrastive-ld": (base + init + ["--optim.layer_decay", "0.75"], UNLABELLED_INIT_LRS[1:])}
+    names = {start: f"{start}-{'unlabelled' if start == 'scratch' else tag}" for start in starts}  # scratch: shared
     pool = ThreadPoolExecutor(2)
     jobs = {(start, lr): pool.submit(vitlab, flags + ["--lr", str(lr), "--seed", str(CHOICE_SEED)], out,
-                                     f"choose-{start}-{'unlabelled' if start == 'scratch' else tag}-lr{lr}", 1)
+                                     f"choose-{names[start]}-lr{lr}", 1)
             for start, (flags, lrs) in starts.items() for lr in lrs}
     chosen = {}
     for start, (_, lrs) in starts.items():
         val = {lr: jobs[(start, lr)].result()["metrics"]["best_val_acc"] for lr in lrs}
-        chosen[start] = max(lrs, key=lambda v: (val[v], -v))  # ties: the smaller step
+        chosen[start] = best_lr(val)
         print(f"{start}: lr chosen on validation (seed {CHOICE_SEED}): "
               + ", ".join(f"{v:g}: {100 * a:.2f}%" for v, a in val.items()) + f" -> {chosen[start]:g}\n")
     runs = {(start, s): pool.submit(vitlab, flags + ["--lr", str(chosen[start]), "--seed", str(s)], out,
-                                    f"{start}-{'unlabelled' if start == 'scratch' else tag}-seed{s}", 1)
+                                    f"{names[start]}-seed{s}", 1)
             for s in seeds for start, (flags, _) in starts.items()}
     print("| arm | test accuracy (%) | best val accuracy (%) | training (s) | each seed's test accuracy |\n"
           "|---|---|---|---|---|")
@@ -144,6 +145,11 @@ def vitlab(args: list[str], out: Path, name: str, threads: int) -> dict:
     return {"name": name, "wall_s": time.perf_counter() - t0, "metrics": json.loads((run / "metrics.json").read_text()),
             "config": json.loads((run / "config.json").read_text()),
             "lines": [ln for ln in proc.stdout.splitlines() if ln.startswith(("init ", "init.source", "data folder"))]}
+
+
+def best_lr(val: dict[float, float]) -> float:
+    """The lr with the best validation accuracy; ties: the smaller step."""
+    return max(val, key=lambda lr: (val[lr], -lr))
 
 
 def mean_std(xs: list[float]) -> str:
@@ -210,7 +216,7 @@ def main() -> None:
     print("|---" * (len({*SCRATCH_LRS, *INIT_LRS}) + 2) + "|")
     for start, (_, lrs) in grids.items():
         val = {lr: jobs[(start, lr)].result()["metrics"]["best_val_acc"] for lr in lrs}
-        chosen[start] = max(lrs, key=lambda lr: (val[lr], -lr))  # ties: the smaller step
+        chosen[start] = best_lr(val)
         cells = [f"{100 * val[lr]:.2f}" if lr in val else "" for lr in sorted({*SCRATCH_LRS, *INIT_LRS})]
         print(f"| {start} | " + " | ".join(cells) + f" | {chosen[start]:g} |")
     print("\nBest validation accuracy (%) of each run. The fine-tuning default is the recipe's lr / 10 = 0.0002.\n")
