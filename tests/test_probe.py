@@ -34,6 +34,59 @@ def test_probe_cli_writes_probe_json(runs, capsys):
     assert "linear probe: val accuracy" in capsys.readouterr().out
 
 
+def test_probe_features_cli_writes_entries_of_their_own(runs, capsys):
+    run = runs / "t1"
+    assert main(["probe", str(run), "--epochs", "50"]) == 0
+    pooled = json.loads((run / "probe.json").read_text())["linear"]
+    assert main(["probe", str(run), "--features", "tokens", "--epochs", "50"]) == 0
+    assert main(["probe", str(run), "--features", "blocks", "--random", "--epochs", "50"]) == 0
+    result = json.loads((run / "probe.json").read_text())
+    assert result["linear"] == pooled  # the pooled probe's entry is left as it was
+    assert result["linear_tokens"]["features"] == "tokens" and result["random_linear_blocks"]["features"] == "blocks"
+    assert result["linear_tokens"]["val_acc"] > 0.5 and result["linear_tokens"]["epochs"] == 50
+    assert "linear_tokens probe: val accuracy" in capsys.readouterr().out
+    for bad in (["--pixels"], ["--finetune"]):
+        assert main(["probe", str(run), "--features", "tokens", *bad]) == 2
+        assert "cannot be combined with" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("depth, pool, class_token", [(5, "token", True), (2, "avg", False), (3, "max", False)])
+def test_probe_features_equal_a_hand_written_forward(depth, pool, class_token):
+    """Each feature kind against the encoder run block by block by hand (no hooks): 'blocks' is the last four
+    blocks' (all, when fewer) normed, pooled outputs side by side; 'tokens' the final normed patch tokens in
+    row-major grid order; 'pooled' what the loss sees."""
+    from vitlab.config import ModelConfig
+    from vitlab.models import ViT
+    from vitlab.train.tasks.pretrain import encode
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(img_size=8, patch_size=2, in_chans=1, num_classes=0, dim=12, depth=depth, heads=2,
+                      pool=pool, class_token=class_token)
+    model = ViT(cfg).eval()
+    images = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8)
+    normalize = Normalize([0.5], [0.25])
+    x = (images.float() / 255 - 0.5) / 0.25
+    with torch.no_grad():
+        t = model.to_patch_embedding(x)  # (B, 16, D)
+        if class_token:
+            t = torch.cat([model.cls_token.expand(5, -1, -1), t], dim=1)
+        t = t + model.pos_embed
+        outs = []
+        for block in model.blocks:
+            t = block(t)
+            outs.append(model.norm(t))
+    p = 1 if class_token else 0
+    pool_of = {"token": lambda h: h[:, 0], "avg": lambda h: h[:, p:].mean(1), "max": lambda h: h[:, p:].amax(1)}[pool]
+    ref = {"pooled": pool_of(outs[-1]), "blocks": torch.cat([pool_of(h) for h in outs[-4:]], dim=1),
+           "tokens": outs[-1][:, p:].reshape(5, 16 * 12)}
+    for kind, want in ref.items():
+        got = encode(model, images, normalize, batch_size=2, features=kind)
+        assert got.shape == (5, {"pooled": 12, "blocks": 12 * min(depth, 4), "tokens": 16 * 12}[kind])
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(Exception, match="not one of"):
+        encode(model, images, normalize, features="cls")
+
+
 def test_linear_probe_leaves_the_encoder_alone(runs):
     run = runs / "t02"
     splits = load_data(load_run_config(run).data)
@@ -41,7 +94,7 @@ def test_linear_probe_leaves_the_encoder_alone(runs):
     normalize = Normalize(meta["mean"], meta["std"])
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
     r = linear_probe(encoder, splits.train, {"val": splits.val}, normalize, epochs=5)
-    assert set(r) == {"train_acc", "val_acc", "epochs", "lr"}
+    assert set(r) == {"train_acc", "val_acc", "epochs", "lr", "features"} and r["features"] == "pooled"
     assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
 
 

@@ -16,8 +16,12 @@ def cmd_probe(args, rest: list[str]) -> int:
     if args.pixels and (args.finetune or args.random):
         raise CLIError("--pixels probes the raw pixels, with no encoder: it cannot be combined with --finetune or "
                        "--random")
-    r = probe(args.run, finetune_all=args.finetune, random=args.random, pixels=args.pixels, epochs=args.epochs,
-              lr=args.lr, device=args.device, threads=args.threads, overwrite=args.overwrite, progress=not args.quiet)
+    if args.features != "pooled" and (args.pixels or args.finetune):
+        raise CLIError(f"--features {args.features} chooses what the linear probe reads of the encoder: it cannot be "
+                       f"combined with --pixels or --finetune")
+    r = probe(args.run, finetune_all=args.finetune, random=args.random, pixels=args.pixels, features=args.features,
+              epochs=args.epochs, lr=args.lr, device=args.device, threads=args.threads, overwrite=args.overwrite,
+              progress=not args.quiet)
     detail = f"run folder {r['run']}" if "run" in r else f"train {r['train_acc']:.4f}"
     print(f"{r['mode']} probe: val accuracy {r['val_acc']:.4f}, test accuracy {r['test_acc']:.4f} ({detail}, "
           f"{r['epochs']} epochs); written to {Path(args.run) / 'probe.json'}")
@@ -50,6 +54,10 @@ def add_probe_commands(sub) -> None:
                                                          "the run's architecture instead of its weights")
     p.add_argument("--pixels", action="store_true", help="the baseline: the same linear probe on the run's raw "
                                                          "pixels, no encoder (entry 'pixels' of probe.json)")
+    p.add_argument("--features", choices=("pooled", "blocks", "tokens"), default="pooled",
+                   help="what the linear probe reads: the pooled features the loss saw (SimCLR's protocol), the "
+                        "pooled output of each of the last 4 blocks concatenated (DINO's), or the final patch-token "
+                        "map flattened (entries linear_blocks / linear_tokens of probe.json)")
     p.add_argument("--epochs", type=int, help="default: 300 (linear, full batch) or 20 (finetune)")
     p.add_argument("--lr", type=float, help="default: 1e-2 (linear) or 1e-3 (finetune)")
     p.add_argument("--device", default="cpu")

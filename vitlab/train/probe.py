@@ -38,7 +38,7 @@ from .artifacts import MODEL_FILE, load_model
 from .checkpoint import load_meta
 from .loop import fit
 from .run_dir import load_run_config
-from .tasks.pretrain import encode
+from .tasks.pretrain import PROBE_FEATURES, encode
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,12 @@ def train_linear(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int,
 
 
 def linear_probe(encoder: ViT, train: ImageSet, evals: dict[str, ImageSet], normalize: Normalize, *,
-                 epochs: int = 300, lr: float = 1e-2, seed: int = 0) -> dict:
-    """Train a Linear layer on the frozen encoder's features of ``train``; returns the train accuracy and
-    ``<name>_acc`` for each set of ``evals`` (e.g. val and test)."""
-    features = lambda s: encode(encoder, s.images, normalize)  # noqa: E731  (N, D)
-    return probe_features(train, evals, features, epochs=epochs, lr=lr, seed=seed)
+                 epochs: int = 300, lr: float = 1e-2, seed: int = 0, features: str = "pooled") -> dict:
+    """Train a Linear layer on the frozen encoder's ``features`` (``'pooled'``, ``'blocks'`` or ``'tokens'``,
+    vitlab.train.tasks.pretrain.encoder_features) of ``train``; returns the train accuracy and ``<name>_acc``
+    for each set of ``evals`` (e.g. val and test)."""
+    of = lambda s: encode(encoder, s.images, normalize, features=features)  # noqa: E731  (N, F)
+    return {**probe_features(train, evals, of, epochs=epochs, lr=lr, seed=seed), "features": features}
 
 
 def pixel_probe(train: ImageSet, evals: dict[str, ImageSet], *, epochs: int = 300, lr: float = 1e-2,
@@ -117,14 +118,16 @@ def finetune_config(run_dir: Path, cfg: RunConfig, classes: list[str], *, random
 
 
 def probe(run_dir: str | Path, *, finetune_all: bool = False, random: bool = False, pixels: bool = False,
-          epochs: int | None = None, lr: float | None = None, device: str = "cpu", threads: int = 0,
-          overwrite: bool = False, progress: bool = False) -> dict:
+          features: str = "pooled", epochs: int | None = None, lr: float | None = None, device: str = "cpu",
+          threads: int = 0, overwrite: bool = False, progress: bool = False) -> dict:
     """Probe a pretraining run's encoder (or a random one of its architecture); updates RUN/probe.json.
 
     ``finetune_all`` trains a classification run through the engine (:func:`finetune_config`, vitlab.train.fit)
     and records its final validation and test accuracy; a run folder of that name is replaced only with
     ``overwrite``. ``pixels`` records the baseline instead: the linear probe on the run's raw pixels
-    (:func:`pixel_probe`), entry ``pixels``."""
+    (:func:`pixel_probe`), entry ``pixels``. ``features`` other than ``'pooled'`` (the linear probe only) reads
+    the encoder as DINO does (``'blocks'``) or its patch-token map (``'tokens'``); entries ``linear_<features>``
+    and ``random_linear_<features>``."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     if cfg.task != "pretrain":
@@ -132,6 +135,11 @@ def probe(run_dir: str | Path, *, finetune_all: bool = False, random: bool = Fal
                           f"(task='pretrain')")
     if pixels and (finetune_all or random):
         raise ConfigError("the pixel probe has no encoder: pixels cannot be combined with finetune_all or random")
+    if features not in PROBE_FEATURES:
+        raise ConfigError(f"probe features={features!r} is not one of {PROBE_FEATURES}")
+    if features != "pooled" and (pixels or finetune_all):
+        raise ConfigError(f"features={features!r} chooses what the linear probe reads of the encoder: it cannot be "
+                          f"combined with pixels or finetune_all")
     if pixels:
         if threads > 0:
             torch.set_num_threads(threads)
@@ -142,9 +150,10 @@ def probe(run_dir: str | Path, *, finetune_all: bool = False, random: bool = Fal
         result = _finetune(run_dir, cfg, random=random, epochs=epochs or 20, lr=lr or 1e-3, device=device,
                            threads=threads, overwrite=overwrite, progress=progress)
     else:
-        result = _linear(run_dir, cfg, random=random, device=device, threads=threads,
+        result = _linear(run_dir, cfg, random=random, device=device, threads=threads, features=features,
                          **{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None})
     mode = "pixels" if pixels else ("random_" if random else "") + ("finetune" if finetune_all else "linear")
+    mode += "" if features == "pooled" else f"_{features}"
     path = run_dir / PROBE_FILE
     results = json.loads(path.read_text()) if path.is_file() else {}
     results[mode] = result
@@ -154,7 +163,8 @@ def probe(run_dir: str | Path, *, finetune_all: bool = False, random: bool = Fal
     return {"mode": mode, **result}
 
 
-def _linear(run_dir: Path, cfg: RunConfig, *, random: bool, device: str, threads: int, **kwargs) -> dict:
+def _linear(run_dir: Path, cfg: RunConfig, *, random: bool, device: str, threads: int, features: str,
+            **kwargs) -> dict:
     if threads > 0:
         torch.set_num_threads(threads)
     encoder, meta = load_model(run_dir, device=device)
@@ -164,7 +174,7 @@ def _linear(run_dir: Path, cfg: RunConfig, *, random: bool, device: str, threads
     splits = load_data(cfg.data)
     normalize = Normalize(meta["mean"], meta["std"]).to(device)
     return linear_probe(encoder, splits.train, {"val": splits.val, "test": splits.test}, normalize, seed=cfg.seed,
-                        **kwargs)
+                        features=features, **kwargs)
 
 
 def _finetune(run_dir: Path, cfg: RunConfig, *, random: bool, epochs: int, lr: float, device: str, threads: int,

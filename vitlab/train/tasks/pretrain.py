@@ -81,21 +81,48 @@ def momentum_at(step: int, total_steps: int, base: float) -> float:
     return 1.0 - (1.0 - base) * (1.0 + math.cos(math.pi * step / max(total_steps, 1))) / 2.0
 
 
-def encoder_features(model: ViT, x: torch.Tensor) -> torch.Tensor:
-    """h = f(x): the pooled, pre-logits features. Shape: (B, C, H, W) -> (B, D)."""
-    return model.forward_head(model.forward_features(x), pre_logits=True)
+PROBE_FEATURES = ("pooled", "blocks", "tokens")  # what a linear probe reads (:func:`encoder_features`)
+LAST_BLOCKS = 4  # DINO's linear evaluation of ViT-S reads the last four blocks
+
+
+def encoder_features(model: ViT, x: torch.Tensor, features: str = "pooled") -> torch.Tensor:
+    """The encoder's features of a batch, as a linear probe reads them. Shape: (B, C, H, W) -> (B, F).
+
+    * ``'pooled'`` — h = f(x), the pooled pre-logits features the loss sees: (B, D). SimCLR's protocol.
+    * ``'blocks'`` — the tokens after each of the last four blocks (all of them if fewer), each put through the
+      final norm and pooled as h is, concatenated: (B, 4·D). DINO's protocol for ViT-S (Caron et al. 2021, §4.1
+      and appendix: the class tokens of the last four blocks).
+    * ``'tokens'`` — the final normed patch tokens, flattened in row-major grid order: (B, N·D). A spatial
+      feature map, as Zhang et al. 2016 probe each convolutional layer's map rather than a pooled vector.
+    """
+    if features == "pooled":
+        return model.forward_head(model.forward_features(x), pre_logits=True)  # (B, D)
+    if features == "tokens":
+        return model.forward_features(x)[:, model.num_prefix_tokens:].flatten(1)  # (B, N·D)
+    if features != "blocks":
+        raise ConfigError(f"probe features={features!r} is not one of {PROBE_FEATURES}")
+    outputs: list[torch.Tensor] = []
+    hooks = [b.register_forward_hook(lambda _m, _i, out: outputs.append(out)) for b in model.blocks[-LAST_BLOCKS:]]
+    try:
+        model.forward_features(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return torch.cat([model.forward_head(model.norm(t), pre_logits=True) for t in outputs], dim=1)  # (B, k·D)
 
 
 @torch.no_grad()
-def encode(model: ViT, images: torch.Tensor, normalize: Normalize, batch_size: int = 512) -> torch.Tensor:
-    """Encoder features of uint8 images, un-augmented, in eval mode. Shape: (N, C, H, W) -> (N, D)."""
+def encode(model: ViT, images: torch.Tensor, normalize: Normalize, batch_size: int = 512,
+           features: str = "pooled") -> torch.Tensor:
+    """Encoder features (:func:`encoder_features`) of uint8 images, un-augmented, in eval mode.
+    Shape: (N, C, H, W) -> (N, F)."""
     was_training = model.training
     model.eval()
     device = normalize.mean.device
-    out = [encoder_features(model, normalize(images[idx].to(device))).float()
-           for idx in batch_indices(torch.arange(len(images)), batch_size)]
+    batches = list(batch_indices(torch.arange(len(images)), batch_size)) or [torch.arange(0)]  # 0 images: a (0, F) result
+    out = [encoder_features(model, normalize(images[idx].to(device)), features).float() for idx in batches]
     model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, model.cfg.dim, device=device)
+    return torch.cat(out)
 
 
 def knn_accuracy(model: ViT, train: ImageSet, test: ImageSet, normalize: Normalize, k: int) -> float:
