@@ -65,3 +65,15 @@ def test_a_time_budget_holds_the_whole_epochs_that_fit_at_the_first_epochs_pace(
     assert epochs_within(900, 30.0, most=15) == 15  # the budget holds more than optim.epochs: optim.epochs
     assert epochs_within(10, 25.0, most=15) == 1  # the first epoch is trained already
     assert epochs_within(900, 0.0, most=15) == 15  # no measurable time: nothing to cut
+
+
+def test_a_time_budget_counts_the_first_epoch_as_it_was_and_the_rest_at_its_later_pace():
+    """A compiled run's first epoch carries the compile: 130 s, of which the steps after the first few ran at a
+    pace of 80 s an epoch. 900 s hold the first epoch and (900 - 130) / 80 = 9.6 -> 9 more."""
+    from vitlab.train.schedule import epochs_within
+
+    assert epochs_within(900, 130.0, most=40, later_epoch_s=80.0) == 10
+    assert epochs_within(900, 130.0, most=40) == 6  # without the later pace: 1 + 770 // 130
+    assert epochs_within(900, 130.0, most=8, later_epoch_s=80.0) == 8  # never more than optim.epochs
+    assert epochs_within(100, 130.0, most=8, later_epoch_s=80.0) == 1  # the first epoch is trained already
+    assert epochs_within(900, 130.0, most=40, later_epoch_s=0.0) == 6  # no later pace measured: the first's

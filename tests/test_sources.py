@@ -8,6 +8,7 @@ from PIL import Image
 
 from vitlab.cli import parse_overrides
 from vitlab.config import DataConfig, RunConfig
+from vitlab.errors import ConfigError
 from vitlab.configio import apply_overrides
 from vitlab.data import load_data, parse_source
 from vitlab.data.idx import FASHION_MNIST_CLASSES, FASHION_MNIST_DIRS
@@ -94,6 +95,24 @@ def test_digits_test_split_unchanged_and_validation_carved_from_the_rest():
     again = load_data(DataConfig(split_seed=0))
     assert torch.equal(again.val.images, val.images)
     assert not torch.equal(load_data(DataConfig(split_seed=1)).val.images, val.images)
+
+
+def test_another_validation_fold_keeps_the_test_split_and_carves_other_images():
+    """data.val_fold k > 0: another stratified 10% of the same 1,437 training digits is held out, the 360 test
+    digits stay the same, and fold 0 is the split every run had before."""
+    train, val, test = load_data(DataConfig())
+    assert torch.equal(load_data(DataConfig(val_fold=0)).val.images, val.images)
+    folds = [load_data(DataConfig(val_fold=k)) for k in (1, 2)]
+    for other in folds:
+        assert torch.equal(other.test.images, test.images) and torch.equal(other.test.labels, test.labels)
+        assert other.val.labels.bincount().tolist() == val.labels.bincount().tolist()  # stratified alike
+        pool = torch.cat([train.images, val.images]).flatten(1)
+        assert sorted(map(bytes, torch.cat([other.train.images, other.val.images]).flatten(1).numpy())) == \
+            sorted(map(bytes, pool.numpy()))  # the same training images, split otherwise
+    held = [{bytes(r) for r in s.val.images.flatten(1).numpy()} for s in (load_data(DataConfig()), *folds)]
+    assert all(len(a & b) < len(a) / 2 for a, b in ((held[0], held[1]), (held[0], held[2]), (held[1], held[2])))
+    with pytest.raises(ConfigError, match="data.val_fold must be an integer"):
+        DataConfig(val_fold=-1)
 
 
 def test_folder_options_reach_the_loader(tmp_path, caplog):

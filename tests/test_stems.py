@@ -206,3 +206,39 @@ def test_conv_stem_runs_channels_last_with_the_numbers_of_nchw(stem):
     assert all(c.weight.is_contiguous(memory_format=torch.channels_last)
                for c in fresh.modules() if isinstance(c, nn.Conv2d))
     torch.testing.assert_close(fresh.eval()(x), out, rtol=0, atol=0)
+
+
+def test_a_deeper_stem_is_the_hand_written_stack_of_its_convolutions():
+    """stem_depth=2, conv+stride, C=3, D=16, P=4: each stride-2 step is followed by one more 3x3 conv at its output
+    resolution and width. The same layers written out with torch.nn and given the stem's weights give its tokens;
+    parameters and FLOPs add up by hand."""
+    cfg = small(stem="conv+stride", stem_depth=2)
+    stem = build_stem(cfg).eval()
+
+    def block(c_in, c_out, stride):
+        return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+    by_hand = nn.Sequential(*block(3, 8, 2), *block(8, 8, 1), *block(8, 16, 2), *block(16, 16, 1),
+                            nn.Conv2d(16, 16, 1)).eval()
+    torch.manual_seed(0)
+    for m in stem.modules():  # non-trivial running statistics, so that eval-mode BN is checked too
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_(), m.running_var.uniform_(0.5, 2.0), m.weight.data.normal_()
+    by_hand.load_state_dict({k: v.contiguous() for k, v in
+                             zip(by_hand.state_dict(), [*stem.stages.state_dict().values(),
+                                                        *stem.to_dim.state_dict().values()])})
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(stem(x), by_hand(x).flatten(2).transpose(1, 2))
+    params = (3 * 8 * 9 + 2 * 8) + (8 * 8 * 9 + 2 * 8) + (8 * 16 * 9 + 2 * 16) + (16 * 16 * 9 + 2 * 16) + 16 * 16 + 16
+    assert stem_summary(cfg)["params"] == params
+    assert stem_summary(cfg)["flops"] == 2 * (8 * 8 * 8 * 3 * 9 + 8 * 8 * 8 * 8 * 9 + 16 * 4 * 4 * 8 * 9
+                                              + 16 * 4 * 4 * 16 * 9 + 16 * 4 * 4 * 16)
+    # receptive field by hand: 3 (s2, jump 2), +2*2 = 7 (s1), +2*2 = 11 (s2, jump 4), +2*4 = 19 (s1); depth 1: 3, 7
+    assert stem_grid(stem, 16) == 4 and receptive_field(from_module(stem))[-1]["r"] == 19
+    assert receptive_field(stem_specs("conv+stride", 4))[-1]["r"] == 7
+    assert ViT(cfg)(x).shape == (2, 5)
+
+
+@pytest.mark.parametrize("bad", [dict(stem_depth=0), dict(stem_depth=2), dict(stem_depth=2.0, stem="conv+stride")])
+def test_stem_depth_is_checked(bad):
+    with pytest.raises(config.ConfigError, match="model.stem_depth must be a positive integer"):
+        small(**bad)

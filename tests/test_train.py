@@ -255,11 +255,13 @@ def test_a_time_budget_that_cuts_the_run_keeps_its_warm_up_in_steps_within_half_
     from vitlab.train.loop import _fit_to_budget
 
     cfg = apply_overrides(digits(), {"optim.epochs": 10, "optim.time_budget_s": 100.0})
-    fitted, total, warmup = _fit_to_budget(cfg, 30.0, steps_per_epoch=20, warmup_steps=40)  # 3 epochs fit
+    fitted, total, warmup = _fit_to_budget(cfg, 30.0, None, steps_per_epoch=20, warmup_steps=40)  # 3 epochs fit
     assert (fitted.optim.epochs, total, warmup) == (3, 60, 30)  # 40 warm-up steps would be 2/3 of the run
-    assert _fit_to_budget(cfg, 30.0, steps_per_epoch=20, warmup_steps=10)[2] == 10
-    same, total, warmup = _fit_to_budget(cfg, 5.0, steps_per_epoch=20, warmup_steps=150)  # all 10 epochs fit
+    assert _fit_to_budget(cfg, 30.0, None, steps_per_epoch=20, warmup_steps=10)[2] == 10
+    same, total, warmup = _fit_to_budget(cfg, 5.0, None, steps_per_epoch=20, warmup_steps=150)  # all 10 epochs fit
     assert (same, total, warmup) == (cfg, 200, 150)
+    # a first epoch of 30 s that compiled for 15 of them: 1 + (100 - 30) // 15 = 5 epochs, not 3
+    assert _fit_to_budget(cfg, 30.0, 15.0, steps_per_epoch=20, warmup_steps=10)[0].optim.epochs == 5
 
 
 # -- (d) an existing run folder --------------------------------------------------------------------
@@ -361,9 +363,11 @@ def test_compile_setting(tmp_path):
         small_config(tmp_path, compile="yes")
     m = torch.nn.Linear(2, 2)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert compile_step(m, "auto", cpu) is m and compile_step(m, "off", cuda) is m
-    assert compile_step(m, "on", cpu)._orig_mod is m  # torch.compile's wrapper around the module
-    assert compile_step(m, "auto", cuda)._orig_mod is m
+    assert compile_step(m, "auto", cpu, 1999) is m and compile_step(m, "off", cuda, 10**6) is m
+    assert compile_step(m, "on", cpu, 1)._orig_mod is m  # torch.compile's wrapper around the module
+    assert compile_step(m, "auto", cuda, 1)._orig_mod is m
+    assert compile_step(m, "auto", cpu, 2000)._orig_mod is m  # a CPU run long enough to repay the compile
+    assert compile_step(m, "off", cpu, 10**6) is m
 
 
 def test_a_compiled_run_trains_what_the_eager_run_trains(tmp_path):

@@ -34,7 +34,7 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 # The ModelConfig fields a ViT's weights fix: initialising from weights (init.source) takes them from the weights,
 # and a run whose model says otherwise is refused. pool and norm_eps are taken too, but may be set otherwise.
 WEIGHT_KEYS = ("patch_size", "in_chans", "dim", "depth", "heads", "mlp_ratio", "qkv_bias", "class_token", "fc_norm",
-               "stem", "norm")
+               "stem", "stem_depth", "norm")
 
 
 def _positive_int(value) -> bool:
@@ -72,11 +72,12 @@ class ModelConfig:
     drop_path: float = 0.0  # stochastic depth, the largest rate (reached by the last block)
     norm_eps: float = 1e-6
     init: str = "trunc_normal"  # trunc_normal | kaiming_fan_out
-    attn_impl: str = "sdpa"  # sdpa | explicit
+    attn_impl: str = "auto"  # auto (sdpa on GPUs, explicit on CPUs) | sdpa | explicit
     dynamic_img_size: bool = False
     norm: str = "layer"  # layer | batch (BatchNorm over batch × tokens), for norm1, norm2 and the final norm
     fc_norm: bool = False  # the final norm after pooling instead of on every token (timm's global_pool='avg')
     stem: str = "patch"  # patch | conv+maxpool | conv+stride | conv+avgpool (conv stems need P a power of two)
+    stem_depth: int = 1  # conv stems: 3x3 convolutions per down-sampling step (vitlab.layers.stems)
 
     def __post_init__(self) -> None:
         _check_model(self)
@@ -126,6 +127,9 @@ def _check_model(c: ModelConfig) -> None:
         raise ConfigError(f"model.norm={c.norm!r} is not one of {NORMS}")
     if c.stem not in STEMS:
         raise ConfigError(f"model.stem={c.stem!r} is not one of {STEMS}")
+    if not _positive_int(c.stem_depth) or (c.stem == "patch" and c.stem_depth != 1):
+        raise ConfigError(f"model.stem_depth must be a positive integer, and 1 for the patch stem (it has no 3x3 "
+                          f"convolutions), got {c.stem_depth!r} with model.stem={c.stem!r}")
     if c.stem != "patch" and (c.patch_size < 2 or c.patch_size & (c.patch_size - 1)):
         raise ConfigError(f"model.stem={c.stem!r} halves the resolution log2(P) times, so model.patch_size "
                           f"must be a power of two >= 2, got model.patch_size={c.patch_size}")
@@ -172,6 +176,9 @@ class DataConfig:
     test_split: float = 0.2  # sources without an official test split: the fraction held out for testing
     val_split: float = 0.1  # the fraction of the training data held out for validation
     split_seed: int = 0  # both splits are stratified and fixed by this, independent of the training seed
+    # another validation split of the same training images, the test split unchanged: 0 is the one split_seed
+    # carves; k > 0 draws the k-th other, so a recipe can be chosen over several validation splits of a small set
+    val_fold: int = 0
     img_size: int = 0  # folder: fit every image to img_size × img_size (by ``resize``); 0 keeps the size
     channels: int = 0  # folder: 1 (L) or 3 (RGB); 0 infers it from all images (the majority's; the rest converted)
     resize: str = "center-crop"  # center-crop | squash | pad: how an image of another size or shape is fitted
@@ -210,6 +217,8 @@ class DataConfig:
                 raise ConfigError(f"data.{name} must be a fraction in (0, 1), got {getattr(self, name)}")
         if not 0 <= self.split_seed < MAX_SEED:
             raise ConfigError(f"data.split_seed must be in [0, 2**32), got {self.split_seed}")
+        if isinstance(self.val_fold, bool) or not isinstance(self.val_fold, int) or not 0 <= self.val_fold < MAX_SEED:
+            raise ConfigError(f"data.val_fold must be an integer in [0, 2**32), got {self.val_fold!r}")
         if self.img_size < 0:
             raise ConfigError(f"data.img_size must be >= 0 (0 keeps the images' size), got {self.img_size}")
         if self.channels not in (0, 1, 3):
@@ -428,8 +437,8 @@ class RunConfig:
     seed: int = 0  # in [0, 2**32): model initialisation, data order and augmentation
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
-    # torch.compile the training step: auto = on CUDA only. On 2 CPU cores compiling the Fashion-MNIST model took
-    # 38 s and gained nothing measurable (0.99x) once the stem runs channels-last (benchmarks/step_speed.md)
+    # torch.compile the training step: auto = on CUDA, and on a CPU for a run of >= 2,000 steps, which repays the
+    # 15-60 s of compiling (vitlab.train.loop.compile_step; the gain per step: benchmarks/step_speed.md)
     compile: str = "auto"  # auto | on | off
     progress: bool = True
     ckpt_every: int = 0  # also checkpoint every N optimiser steps inside an epoch; 0: only at epoch ends

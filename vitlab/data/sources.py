@@ -96,7 +96,8 @@ def load_data(cfg: DataConfig) -> Splits:
     store's images stay on disk: vitlab.data.store.DiskImageSet)."""
     train, val, test = load_source(cfg)
     if val is None:
-        train, val = carve_validation(train, cfg.val_split, cfg.split_seed)
+        seed = cfg.split_seed if cfg.val_fold == 0 else (cfg.split_seed, cfg.val_fold)  # the test split stays
+        train, val = carve_validation(train, cfg.val_split, seed)
     splits = Splits(train, val, test)
     return rename_classes(splits, cfg.classes) if cfg.classes else splits
 

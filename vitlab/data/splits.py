@@ -8,7 +8,7 @@ from ..errors import DataError
 from .dataset import ImageSet
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int,
+def stratified_split(labels: np.ndarray, fraction: float, seed: int | tuple[int, ...],
                      classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices (kept, held out), each sorted, holding out round(fraction * n_c) of each class c (at least one,
     never all), chosen at random with ``seed``.
@@ -29,7 +29,7 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int,
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))
 
 
-def carve_validation(train: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
+def carve_validation(train: ImageSet, fraction: float, seed: int | tuple[int, ...]) -> tuple[ImageSet, ImageSet]:
     """(train without the validation images, validation): a stratified ``fraction`` of each class."""
     labels = train.labels.numpy()
     if labels.ndim != 1:

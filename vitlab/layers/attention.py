@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-IMPLS = ("sdpa", "explicit")  # fused kernel | the paper's steps written out (can return the weights)
+IMPLS = ("auto", "sdpa", "explicit")  # by device | fused kernel | the paper's steps written out (can return weights)
 
 
 class Attention(nn.Module):
@@ -15,7 +15,11 @@ class Attention(nn.Module):
     Two paths compute the same thing: ``sdpa`` calls PyTorch's fused
     ``scaled_dot_product_attention`` (flash / memory-efficient kernels where
     available); ``explicit`` writes the paper's steps out and can return the
-    attention weights (for rollout and attention-distance analysis).
+    attention weights (for rollout and attention-distance analysis). ``auto`` takes
+    ``sdpa`` on GPUs and ``explicit`` on CPUs: for a ViT's short sequences (17-257
+    tokens) the CPU flash kernel is no faster than two batched matmuls and a softmax,
+    and under torch.compile, which fuses the scale and softmax into one loop, it is
+    slower (a Fashion-MNIST training step 1.1-1.2x faster explicit; benchmarks/step_speed.md).
 
     Args:
         dim: token width D.
@@ -23,14 +27,14 @@ class Attention(nn.Module):
         qkv_bias: bias on the Q, K, V projections.
         attn_dropout: dropout on the attention weights (training only).
         proj_dropout: dropout after the output projection.
-        impl: 'sdpa' or 'explicit'.
+        impl: 'auto', 'sdpa' or 'explicit'.
 
     Shape:
         (B, N, D) -> (B, N, D); with ``return_weights`` also (B, H, N, N).
     """
 
     def __init__(self, *, dim: int, heads: int, qkv_bias: bool = True, attn_dropout: float = 0.0,
-                 proj_dropout: float = 0.0, impl: str = "sdpa"):
+                 proj_dropout: float = 0.0, impl: str = "auto"):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim={dim} is not divisible by heads={heads}")
@@ -49,7 +53,8 @@ class Attention(nn.Module):
         qkv = self.to_qkv(x)  # (B, N, 3D)
         q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.heads)  # each (B, H, N, d)
         weights = None
-        if self.impl == "sdpa" and not return_weights:
+        fused = self.impl == "sdpa" or (self.impl == "auto" and x.device.type != "cpu")
+        if fused and not return_weights:
             dropout = self.attn_dropout if self.training else 0.0
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)  # (B, H, N, d)
         else:

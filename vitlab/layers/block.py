@@ -22,7 +22,7 @@ class Block(nn.Module):
 
     def __init__(self, *, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  dropout: float = 0.0, attn_dropout: float = 0.0, drop_path: float = 0.0,
-                 norm_eps: float = 1e-6, attn_impl: str = "sdpa", norm: str = "layer"):
+                 norm_eps: float = 1e-6, attn_impl: str = "auto", norm: str = "layer"):
         super().__init__()
         self.norm1 = make_norm(norm, dim, eps=norm_eps)
         self.attn = Attention(dim=dim, heads=heads, qkv_bias=qkv_bias, attn_dropout=attn_dropout,

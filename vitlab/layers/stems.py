@@ -18,6 +18,9 @@
   (1-based) has ``max(D // 2**(L - i), 1)`` channels, e.g. 96, 192, 384, 768 for
   ViT-B/16 — Xiao et al.'s doubling pattern. The 3×3 convolutions have no bias (the
   BatchNorm after them has one); the closing 1×1 convolution has one, as PatchEmbed does.
+  ``depth`` > 1 (``ModelConfig.stem_depth``) adds depth − 1 more conv3×3 s1 p1 → BatchNorm2d → ReLU
+  after each step, at its output resolution and width (a ResNet stage's shape): more
+  local feature extraction before the tokens, at the cost of those convolutions' FLOPs.
 
   The stem runs channels-last (NHWC): its convolution weights are stored so and its input is converted, which
   lets oneDNN on CPUs (and cuDNN on GPUs) skip the layout reorders around every convolution. The numbers are
@@ -63,16 +66,19 @@ class ConvStem(nn.Module):
         patch_size: the total down-sampling P, a power of two >= 2.
         in_chans: image channels C.
         dim: token width D.
+        depth: 3×3 convolutions per down-sampling step (module docstring); 1 is Xiao et al.'s stem.
 
     Shape:
         (B, C, H, W) -> (B, H/P * W/P, D), tokens in row-major order like ``PatchEmbed``.
     """
 
-    def __init__(self, *, kind: str, patch_size: int, in_chans: int, dim: int):
+    def __init__(self, *, kind: str, patch_size: int, in_chans: int, dim: int, depth: int = 1):
         super().__init__()
         if kind not in CONV_STEMS:
             raise ValueError(f"conv stem kind={kind!r} is not one of {CONV_STEMS}")
         check_stem(kind, patch_size)
+        if depth < 1:
+            raise ValueError(f"stem depth must be >= 1 (3x3 convolutions per down-sampling step), got {depth}")
         self.kind = kind
         self.patch_size = patch_size
         self.in_chans = in_chans
@@ -87,6 +93,9 @@ class ConvStem(nn.Module):
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             elif kind == "conv+avgpool":
                 layers.append(nn.AvgPool2d(kernel_size=2, stride=2))
+            for _ in range(depth - 1):  # at the step's output resolution
+                layers += [nn.Conv2d(c_out, c_out, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                           nn.ReLU(inplace=True)]
             c_in = c_out
         self.stages = nn.Sequential(*layers)
         # not named ``proj``: its keys must not pass for PatchEmbed's (the HF mapping keys on them)
@@ -107,4 +116,5 @@ def build_stem(cfg) -> nn.Module:
     check_stem(stem, cfg.patch_size, cfg.img_size)  # img_size=None skips the divisibility check
     if stem == "patch":
         return PatchEmbed(patch_size=cfg.patch_size, in_chans=cfg.in_chans, dim=cfg.dim)
-    return ConvStem(kind=stem, patch_size=cfg.patch_size, in_chans=cfg.in_chans, dim=cfg.dim)
+    return ConvStem(kind=stem, patch_size=cfg.patch_size, in_chans=cfg.in_chans, dim=cfg.dim,
+                    depth=getattr(cfg, "stem_depth", 1))

@@ -54,6 +54,8 @@ from .step import optimizer_step
 from .tasks import Context, Task, get_task
 
 log = logging.getLogger(__name__)
+COMPILE_MIN_STEPS = 2000  # compile='auto' compiles a CPU run of at least this many steps (compile_step)
+WARM_STEPS = 10  # a time budget measures the pace of the first epoch after this many steps (compilation, caches)
 
 
 def fit(cfg: RunConfig, *, resume: str | Path | None = None, rollback: str | Path | None = None,
@@ -107,10 +109,10 @@ def _fit(cfg: RunConfig, *, resume: Path | None, rollback: Path | None, overwrit
         cfg, stats = initialise(module, encoder, cfg, splits.train.classes)  # records init.sha256
     freeze(encoder, cfg.init)
     module, trained = data_parallel(module, device)  # trained: what a step calls (DDP, or the module itself)
-    trained = compile_step(trained, cfg.compile, device)
-    optimizer = build_optimizer(module, cfg.optim, encoder)
     steps_per_epoch = num_batches(len(splits.train), cfg.optim.batch_size, drop_last=True)
     total_steps = cfg.optim.epochs * steps_per_epoch
+    trained = compile_step(trained, cfg.compile, device, total_steps)
+    optimizer = build_optimizer(module, cfg.optim, encoder)
     warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
     progress, rng = Progress(), None
     if source is not None:  # every process loads the same checkpoint, and normalises as the run always has
@@ -214,6 +216,7 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
                 seed_epoch(cfg.seed, epoch, rank())
                 sums, t0 = {}, time.perf_counter()
             done = progress.batch
+            warm_s = None  # the first epoch: when its first WARM_STEPS steps (compilation, cold caches) were done
             # the order is a pure function of (seed, epoch): a resumed epoch skips the batches done
             order = epoch_order(len(splits.train), cfg.seed, epoch)
             batches = itertools.islice(batch_indices(order, cfg.optim.batch_size, drop_last=True), done, None)
@@ -241,6 +244,8 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
                                            f"optim.lr (now {cfg.optim.lr})")
                 events.step(progress.step, loss_value, lr)
                 progress.step += 1
+                if epoch == 0 and batch_no == WARM_STEPS and done < WARM_STEPS:
+                    warm_s = time.perf_counter() - t0
                 # log: running sums of the epoch's training metrics, on the device (no sync)
                 for k, v in stats.items():
                     sums[k] = sums[k] + v if k in sums else v
@@ -262,7 +267,9 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
             epoch_time = time.perf_counter() - t0
             progress.train_time_s += epoch_time
             if epoch == 0 and cfg.optim.time_budget_s:  # the epochs the budget holds, fixed now for the whole run
-                cfg, total_steps, warmup_steps = _fit_to_budget(cfg, epoch_time, steps_per_epoch, warmup_steps)
+                later = (None if warm_s is None or steps_per_epoch < 2 * WARM_STEPS else
+                         (epoch_time - warm_s) / (steps_per_epoch - WARM_STEPS) * steps_per_epoch)
+                cfg, total_steps, warmup_steps = _fit_to_budget(cfg, epoch_time, later, steps_per_epoch, warmup_steps)
                 ctx.total_steps = total_steps
                 if main_process:  # before this epoch's checkpoint: a resumed run keeps the fitted epochs
                     with _disk_full_is_one_line(run_dir, last_saved):
@@ -316,24 +323,37 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
     return run_dir
 
 
-def _fit_to_budget(cfg: RunConfig, first_epoch_s: float, steps_per_epoch: int,
+def _fit_to_budget(cfg: RunConfig, first_epoch_s: float, later_epoch_s: float | None, steps_per_epoch: int,
                    warmup_steps: int) -> tuple[RunConfig, int, int]:
-    """``optim.time_budget_s``: the run's epochs from the first epoch's training time (rank 0's, so every process
-    trains the same schedule), and the warm-up, kept in steps but never more than half the fitted run."""
+    """``optim.time_budget_s``: the run's epochs from the first epoch's training time and the pace of its steps
+    after the first WARM_STEPS (rank 0's, so every process trains the same schedule), and the warm-up, kept in
+    steps but never more than half the fitted run."""
     budget, most = cfg.optim.time_budget_s, cfg.optim.epochs
-    epochs = gather_objects(epochs_within(budget, first_epoch_s, most))[0]
+    epochs = gather_objects(epochs_within(budget, first_epoch_s, most, later_epoch_s))[0]
     total_steps = epochs * steps_per_epoch
-    log.info("optim.time_budget_s %g: the first epoch trained in %.1f s, so the run trains %d epoch(s)%s", budget,
-             first_epoch_s, epochs, f" of at most {most}" if epochs < most else f" (optim.epochs; the budget "
-             f"would hold {budget / max(first_epoch_s, 1e-9):.1f})")
+    later = later_epoch_s or first_epoch_s
+    pace = f" (then {later:.1f} s an epoch)" if later_epoch_s else ""
+    log.info("optim.time_budget_s %g: the first epoch trained in %.1f s%s, so the run trains %d epoch(s)%s", budget,
+             first_epoch_s, pace, epochs, f" of at most {most}" if epochs < most else f" (optim.epochs; the budget "
+             f"would hold {1 + max(budget - first_epoch_s, 0) / max(later, 1e-9):.1f})")
     warmup = warmup_steps if epochs == most else min(warmup_steps, total_steps // 2)
     return replace(cfg, optim=replace(cfg.optim, epochs=epochs)), total_steps, warmup
 
 
-def compile_step(trained: torch.nn.Module, setting: str, device: torch.device) -> torch.nn.Module:
-    """``trained`` under torch.compile when ``setting`` (RunConfig.compile) says so; auto means on CUDA only."""
-    if setting == "on" or (setting == "auto" and device.type == "cuda"):
-        log.info("compiling the training step (torch.compile; the first steps wait for it)")
+def compile_step(trained: torch.nn.Module, setting: str, device: torch.device, total_steps: int) -> torch.nn.Module:
+    """``trained`` under torch.compile when ``setting`` (RunConfig.compile) says so.
+
+    ``auto`` compiles on CUDA, and on a CPU when the run has at least COMPILE_MIN_STEPS optimiser steps: compiling
+    costs 15-60 s there and makes a step 1.1-1.3x faster (benchmarks/step_speed.md), so a short run (the default
+    digits job: 500 steps in ~10 s) would only wait for it. Under ``auto`` a compiler that fails (no C++ compiler,
+    an unsupported operation) falls back to running eagerly with a warning; ``on`` lets the error stop the run."""
+    long_run = total_steps >= COMPILE_MIN_STEPS
+    if setting == "on" or (setting == "auto" and (device.type == "cuda" or (device.type == "cpu" and long_run))):
+        log.info("compiling the training step (torch.compile%s; the first steps wait for it)",
+                 f", compile=auto: {total_steps:,} steps on {device.type}" if setting == "auto" else "")
+        if setting == "auto":
+            from torch import _dynamo
+            _dynamo.config.suppress_errors = True  # a failed compile runs eagerly instead
         return torch.compile(trained)
     return trained
 

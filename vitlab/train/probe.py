@@ -4,6 +4,10 @@ Linear probe (the standard protocol of SimCLR, Chen et al. 2020, §B.5 / Zhang e
 features of the un-augmented train, validation and test splits are computed once, standardised with the
 train statistics, and a Linear layer is trained on them with AdamW and cross-entropy, full batch; the
 encoder's weights are never touched. Settings are chosen on ``val_acc``; ``test_acc`` is reported beside it.
+What the probe reads of the encoder is ``features``: the pooled features the loss saw (SimCLR's, the default),
+the last four blocks' (DINO's), or the patch-token map (vitlab.train.tasks.pretrain.encoder_features). A small
+encoder's pooled vector is narrow (64-96 numbers against an image's 784 pixels), so the wider readings ask less of
+a linear layer; the random encoder of the same architecture, read the same way, is the baseline for each.
 A different shape of loop from training, so it stays here, on its own.
 
 Fine-tuning (``finetune_all``) is an ordinary classification run of the one engine (vitlab.train.fit), initialised

@@ -18,10 +18,13 @@ def warmup_cosine(step: int, *, total_steps: int, warmup_steps: int, base_lr: fl
     return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
-def epochs_within(budget_s: float, first_epoch_s: float, most: int) -> int:
-    """The whole epochs a training-time budget holds at the first epoch's pace: at least 1, at most ``most``.
+def epochs_within(budget_s: float, first_epoch_s: float, most: int, later_epoch_s: float | None = None) -> int:
+    """The whole epochs a training-time budget holds: at least 1, at most ``most``.
 
-    The first epoch is the slowest (compilation, warm caches), so the estimate errs on the side of the budget."""
+    The first epoch has been trained (``first_epoch_s``, compilation and cold caches included); each later one is
+    expected to take ``later_epoch_s``, the first epoch's pace once its first steps were done (default: the first
+    epoch's own time, which errs on the side of the budget). So the run fits ``1 + (budget - first) // later``."""
     if first_epoch_s <= 0:
         return most
-    return max(1, min(most, int(budget_s // first_epoch_s)))
+    later = first_epoch_s if later_epoch_s is None or later_epoch_s <= 0 else later_epoch_s
+    return max(1, min(most, 1 + int(max(budget_s - first_epoch_s, 0.0) // later)))
