@@ -179,3 +179,31 @@ def test_the_pixel_probe_scores_like_scikit_learns_logistic_regression():
         split = getattr(s, name)
         assert abs(ours[f"{name}_acc"] - ref.score((flat(split) - mu) / sd, split.labels.numpy())) < 0.03
     assert ours["train_acc"] > 0.99 and ours["epochs"] == 300
+
+
+def test_tau_report_reads_a_sweep_folder_and_summarises_each_tau_over_its_seeds(tmp_path, capsys):
+    """`vitlab sweep pretrain.tau=0.2,1.0 --seeds 2` then `vitlab tau-report SWEEP`: one row a run, and per τ the
+    mean ± std over the 2 seeds, the fixed encoder's profile (the loss's weighting, sharper at the lower τ on the same
+    embeddings) and the best τ with Welch's test against the other."""
+    sweep = tmp_path / "sweep"
+    assert main(["sweep", "pretrain.tau=0.2,1.0", "--seeds", "2", "--out", str(sweep), "--",
+                 "--task", "pretrain", "--epochs", "1", *TINY]) == 0
+    capsys.readouterr()
+    assert main(["tau-report", str(sweep), "--images", "32"]) == 0
+    printed = capsys.readouterr().out
+    out = sweep / "tau-report"
+    rows = json.loads((out / "tau_report.json").read_text())
+    assert [(r["tau"], r["seed"]) for r in rows] == [(0.2, 0), (0.2, 1), (1.0, 0), (1.0, 1)]
+    summary = json.loads((out / "tau_summary.json").read_text())
+    knn = {t: [r["knn_acc"] for r in rows if r["tau"] == t] for t in (0.2, 1.0)}
+    for r in summary["by_tau"]:
+        assert r["n"] == 2 and r["knn_acc"] == pytest.approx(sum(knn[r["tau"]]) / 2)
+        assert r["knn_acc_std"] == pytest.approx(abs(knn[r["tau"]][0] - knn[r["tau"]][1]) / 2 ** 0.5)
+    fixed = {p["tau"]: p for p in summary["fixed_encoder"]["profiles"]}
+    assert summary["fixed_encoder"]["tau"] == 0.2 and fixed[0.2]["top1pct"] > fixed[1.0]["top1pct"]
+    best = summary["best"]
+    assert best["metric"] == "knn_acc" and best["tau"] == max(summary["by_tau"], key=lambda r: r["knn_acc"])["tau"]
+    assert len(best["neighbours"]) == 1 and "p" in best["neighbours"][0]
+    assert "best τ by knn_acc" in printed and "fixed encoder" in printed
+    assert main(["tau-report", str(sweep), "--reference", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 2
+    assert "is not one of the runs" in capsys.readouterr().err

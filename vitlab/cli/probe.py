@@ -29,16 +29,34 @@ def cmd_probe(args, rest: list[str]) -> int:
 
 
 def cmd_tau_report(args, rest: list[str]) -> int:
+    import json
+
     from ..analysis.tau import tau_report
 
     no_extra(rest)
-    out = Path(args.out) if args.out else Path(args.runs[0]).parent / "tau-report"
-    table = tau_report(args.runs, out, images=args.images)
-    print(f"{'tau':>6} {'align':>7} {'unif':>7} {'top1%':>7} {'top10':>7} {'knn':>7} {'probe':>7}  run")
+    first = Path(args.runs[0])
+    out = Path(args.out) if args.out else (first if (first / "runs").is_dir() else first.parent) / "tau-report"
+    table = tau_report(args.runs, out, images=args.images, reference=args.reference)
+    print(f"{'tau':>6} {'seed':>5} {'align':>7} {'unif':>7} {'top1%':>7} {'top10%':>7} {'knn':>7} {'probe':>7}  run")
     fmt = lambda v: f"{v:7.4f}" if isinstance(v, float) else f"{'-':>7}"  # noqa: E731
     for r in table:
-        print(f"{r['tau']:6.3g} {fmt(r['alignment'])} {fmt(r['uniformity'])} {fmt(r['top1pct'])} {fmt(r['top10'])} "
-              f"{fmt(r['knn_acc'])} {fmt(r['probe_acc'])}  {r['run']}")
+        print(f"{r['tau']:6.3g} {r['seed']:5d} {fmt(r['alignment'])} {fmt(r['uniformity'])} {fmt(r['top1pct'])} "
+              f"{fmt(r['top10pct'])} {fmt(r['knn_acc'])} {fmt(r['probe_acc'])}  {r['run']}")
+    summary = json.loads((out / "tau_summary.json").read_text())
+    ms = lambda r, k: f"{r[k]:.4f} ± {r[k + '_std']:.4f}" if k in r else "-"  # noqa: E731
+    fixed = {f["tau"]: f for f in summary["fixed_encoder"]["profiles"]}
+    print(f"\nper τ (mean ± std over seeds; fixed encoder: the τ={summary['fixed_encoder']['tau']:g} run's)")
+    print(f"{'tau':>6} {'n':>3} {'probe':>17} {'knn':>17} {'top1% own':>17} {'top1% fixed':>11} {'top10% fixed':>12}")
+    for r in summary["by_tau"]:
+        print(f"{r['tau']:6.3g} {r['n']:3d} {ms(r, 'probe_acc'):>17} {ms(r, 'knn_acc'):>17} {ms(r, 'top1pct'):>17} "
+              f"{fixed[r['tau']]['top1pct']:11.4f} {fixed[r['tau']]['top10pct']:12.4f}")
+    best = summary["best"]
+    if best:
+        sides = "; ".join(f"vs τ={n['tau']:g}: {100 * n['difference']:+.2f} points" +
+                          (f", Welch p = {n['p']:.3f} ({'separable' if n['separable'] else 'within the seed spread'})"
+                           if "p" in n else " (one seed: no test)") for n in best["neighbours"])
+        print(f"\nbest τ by {best['metric']}: {best['tau']:g} ({100 * best['mean']:.2f} ± {100 * best['std']:.2f}%, "
+              f"{best['n']} seed(s)); {sides}")
     print(f"figures: {out}")
     return 0
 
@@ -67,7 +85,12 @@ def add_probe_commands(sub) -> None:
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("tau-report", help="hardness, alignment/uniformity and probe accuracy across a τ sweep")
-    p.add_argument("runs", nargs="+", help="pretraining run folders (one per τ)")
-    p.add_argument("--out", help="output folder (default: tau-report beside the first run)")
-    p.add_argument("--images", type=int, default=256, help="test images for the negative-weight profile")
+    p.add_argument("runs", nargs="+", help="pretraining run folders (one or more per τ), or a sweep folder (vitlab "
+                                           "sweep pretrain.tau=... --seeds 3 --out DIR)")
+    p.add_argument("--out", help="output folder (default: tau-report inside the sweep folder, or beside the first "
+                                 "run)")
+    p.add_argument("--images", type=int, default=256,
+                   help="validation images for the negative-weight profiles")
+    p.add_argument("--reference", metavar="RUN", help="the run whose encoder gives the fixed-encoder profile "
+                                                      "(default: the median τ's, lowest seed)")
     p.set_defaults(func=cmd_tau_report)
