@@ -11,6 +11,7 @@ so that it can share the machine, and its times are not the default job's (bench
 measured alone).
 
     python benchmarks/digits_recipe.py > benchmarks/digits_recipe.md                # 5 folds x 2 seeds a row
+    python benchmarks/digits_recipe.py --only 8-14 > benchmarks/digits_recipe_round2.md   # the second round
     python benchmarks/digits_recipe.py --folds 1 --seeds 0 1 2 3 4                 # the first round's protocol
 """
 from __future__ import annotations
@@ -35,6 +36,15 @@ VARIANTS = [
     ("drop path 0.1", {"model.drop_path": 0.1}),
     ("lr 4e-3", {"optim.lr": 4e-3}),
     ("average pooling, no class token", {"model.pool": "avg", "model.class_token": False}),
+    # round 2 (--only 8-14): longer, wider, more regularised
+    ("40 epochs", {"optim.epochs": 40}),
+    ("width 96", {"model.dim": 96}),
+    ("width 96, 40 epochs", {"model.dim": 96, "optim.epochs": 40}),
+    ("label smoothing 0.2", {"optim.label_smoothing": 0.2}),
+    ("weight decay 0.1", {"optim.weight_decay": 0.1}),
+    ("shifts of up to ±1 px only", {"data.augment": "digits", "data.translate": 0.125, "data.rotate": 0.0,
+                                    "data.scale": 0.0}),
+    ("MixUp 0.2", {"data.mixup": 0.2}),
 ]
 
 
@@ -42,7 +52,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=5, help="validation splits (data.val_fold 0..N-1)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--only", default="0-7", help="rows of VARIANTS to run, e.g. 0-7 (round 1) or 8-14")
     args = parser.parse_args()
+    lo, _, hi = args.only.partition("-")
+    rows = [(i, VARIANTS[i]) for i in range(int(lo), int(hi or lo) + 1)]
     runs = [(fold, seed) for fold in range(args.folds) for seed in args.seeds]
     print("# How the digits recipe was found\n")
     print(header(1) + "\n")
@@ -56,7 +69,7 @@ def main() -> None:
           "mean ± std | training s (1 thread) |")
     print("|---|" + "---|" * (args.folds + 3))
     with tempfile.TemporaryDirectory() as out:
-        for i, (name, changes) in enumerate(VARIANTS):
+        for i, (name, changes) in rows:
             vals, tests, times = {}, [], []
             for fold, seed in runs:
                 cfg = apply_overrides(digits(), {**changes, "seed": seed, "data.val_fold": fold, "threads": 1,
