@@ -77,3 +77,11 @@ def test_a_time_budget_counts_the_first_epoch_as_it_was_and_the_rest_at_its_late
     assert epochs_within(900, 130.0, most=8, later_epoch_s=80.0) == 8  # never more than optim.epochs
     assert epochs_within(100, 130.0, most=8, later_epoch_s=80.0) == 1  # the first epoch is trained already
     assert epochs_within(900, 130.0, most=40, later_epoch_s=0.0) == 6  # no later pace measured: the first's
+
+
+def test_a_budget_overrun_by_slower_epochs_keeps_what_still_fits():
+    from vitlab.train.schedule import epochs_still_within
+
+    assert epochs_still_within(900, 400.0, 5, 100.0, 10) == 10  # 400 + 5 x 100 = 900: all fit, exactly
+    assert epochs_still_within(900, 420.0, 5, 100.0, 10) == 9  # 420 + 4 x 100 = 820; a fifth would end at 920
+    assert epochs_still_within(900, 420.0, 5, 100.0, 7) == 7  # the planned 7 fit

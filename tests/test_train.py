@@ -252,16 +252,33 @@ def test_a_time_budget_fixes_the_epochs_after_the_first_and_a_resume_keeps_them(
 
 
 def test_a_time_budget_that_cuts_the_run_keeps_its_warm_up_in_steps_within_half_the_run():
-    from vitlab.train.loop import _fit_to_budget
+    from vitlab.train.loop import _budget_epochs, _refit
 
     cfg = apply_overrides(digits(), {"optim.epochs": 10, "optim.time_budget_s": 100.0})
-    fitted, total, warmup = _fit_to_budget(cfg, 30.0, None, steps_per_epoch=20, warmup_steps=40)  # 3 epochs fit
+    assert _budget_epochs(cfg, 0, 30.0, None, 30.0) == 3  # 1 + (100 - 30) // 30
+    fitted, total, warmup = _refit(cfg, 3, steps_per_epoch=20, warmup_steps=40)
     assert (fitted.optim.epochs, total, warmup) == (3, 60, 30)  # 40 warm-up steps would be 2/3 of the run
-    assert _fit_to_budget(cfg, 30.0, None, steps_per_epoch=20, warmup_steps=10)[2] == 10
-    same, total, warmup = _fit_to_budget(cfg, 5.0, None, steps_per_epoch=20, warmup_steps=150)  # all 10 epochs fit
+    assert _refit(cfg, 3, steps_per_epoch=20, warmup_steps=10)[2] == 10
+    assert _budget_epochs(cfg, 0, 5.0, None, 5.0) == 10  # all 10 epochs fit
+    same, total, warmup = _refit(cfg, 10, steps_per_epoch=20, warmup_steps=150)
     assert (same, total, warmup) == (cfg, 200, 150)
     # a first epoch of 30 s that compiled for 15 of them: 1 + (100 - 30) // 15 = 5 epochs, not 3
-    assert _fit_to_budget(cfg, 30.0, 15.0, steps_per_epoch=20, warmup_steps=10)[0].optim.epochs == 5
+    assert _budget_epochs(cfg, 0, 30.0, 15.0, 30.0) == 5
+
+
+def test_epochs_that_slow_down_are_cut_to_keep_the_budget():
+    """The first epoch fixed 5 epochs of 15 s within 100 s; the machine then slows to 25 s an epoch: after epoch 2
+    (55 s spent) 3 more would end at 130 s, so the run keeps the 1 more that fits (80 s); epochs that keep their pace
+    are left alone, and a cut never goes below the epochs done."""
+    from vitlab.train.loop import _budget_epochs
+    from vitlab.train.schedule import epochs_still_within
+
+    cfg = apply_overrides(digits(), {"optim.epochs": 5, "optim.time_budget_s": 100.0})
+    assert _budget_epochs(cfg, 1, 25.0, None, 55.0) == 3
+    assert _budget_epochs(cfg, 1, 15.0, None, 30.0) == 5  # on pace: 30 + 3 x 15 = 75 s
+    assert epochs_still_within(100.0, 55.0, 2, 25.0, 5) == 3
+    assert epochs_still_within(100.0, 99.0, 4, 25.0, 5) == 4  # nothing more fits: stop after this epoch
+    assert epochs_still_within(100.0, 30.0, 2, 0.0, 5) == 5  # no measured time: nothing to cut
 
 
 # -- (d) an existing run folder --------------------------------------------------------------------

@@ -20,7 +20,7 @@ from .layers.upsample import METHODS as SEG_UPSAMPLES
 # lists below choose what only a configuration names: pooling in ViT.forward_head, the augmentation
 # presets of vitlab.data.augment, the tasks of vitlab.train.tasks and the segmentation canvases.
 POOLS = ("token", "avg", "max")
-AUGMENTS = ("none", "digits", "crop-flip", "randaugment", "trivialaugment")  # vitlab.data.augment
+AUGMENTS = ("none", "digits", "flip", "crop-flip", "randaugment", "trivialaugment")  # vitlab.data.augment
 TASKS = ("classify", "segment", "pretrain")  # vitlab.train.tasks
 SEG_COMBINES = ("disjoint", "max")  # vitlab.data.segmentation
 SEG_RESIZES = ("nearest", "bilinear")  # how a digit is enlarged onto a canvas
@@ -186,7 +186,7 @@ class DataConfig:
     skip_bad: bool = False  # folder: skip unreadable images with a warning instead of failing
     check_source: bool = True  # store: refuse a store whose source files changed since it was packed
     classes: str = ""  # comma-separated class names, replacing a source's own (idx and CIFAR files have none)
-    augment: str = "none"  # none | digits | crop-flip | randaugment | trivialaugment (vitlab.data.augment)
+    augment: str = "none"  # none | digits | flip | crop-flip | randaugment | trivialaugment (vitlab.data.augment)
     translate: float = 0.125  # digits: fraction of the image size
     rotate: float = 10.0  # digits: degrees
     scale: float = 0.1  # digits: ± fraction

@@ -7,6 +7,7 @@ dtype and range; standardisation (``Normalize``) comes after it.
 | ------------------ | --------------------------------------------------------------------------- |
 | ``none``           | nothing (the default)                                                       |
 | ``digits``         | small random translation, rotation and scaling (no flips: 2/5, 6/9)         |
+| ``flip``           | horizontal flip, half of the images                                         |
 | ``crop-flip``      | random crop after zero-padding by ``data.crop_padding`` px, horizontal flip |
 | ``randaugment``    | crop-flip, then RandAugment (Cubuk et al. 2020), ``randaugment_n``/``_m``   |
 | ``trivialaugment`` | crop-flip, then TrivialAugment (Müller & Hutter 2021)                       |
@@ -40,8 +41,8 @@ def build_augment(cfg: DataConfig) -> nn.Module:
     and with only ~1,400 training images they are what lets a ViT, which has no built-in
     translation invariance, learn one.
     """
-    presets = {"none": lambda cfg: [], "digits": _digits, "crop-flip": _crop_flip, "randaugment": _randaugment,
-               "trivialaugment": _trivialaugment}
+    presets = {"none": lambda cfg: [], "digits": _digits, "flip": _flip, "crop-flip": _crop_flip,
+               "randaugment": _randaugment, "trivialaugment": _trivialaugment}
     steps = presets[cfg.augment](cfg)
     if cfg.random_erasing > 0:
         steps.append(K.RandomErasing(p=cfg.random_erasing, value=0.0))
@@ -55,9 +56,13 @@ def _digits(cfg: DataConfig) -> list[nn.Module]:
                            scale=(1.0 - cfg.scale, 1.0 + cfg.scale), p=1.0, padding_mode="zeros")]
 
 
+def _flip(cfg: DataConfig) -> list[nn.Module]:
+    return [K.RandomHorizontalFlip(p=0.5)]
+
+
 def _crop_flip(cfg: DataConfig) -> list[nn.Module]:
     steps = [RandomCropPad(cfg.crop_padding)] if cfg.crop_padding > 0 else []
-    return steps + [K.RandomHorizontalFlip(p=0.5)]
+    return steps + _flip(cfg)
 
 
 def _randaugment(cfg: DataConfig) -> list[nn.Module]:

@@ -49,7 +49,7 @@ from .plots import plot_curves
 from .rng import RngState, seed_epoch, seed_everything
 from .run_dir import (METRICS, RunFolder, append_row, keep_rows, load_run_config, read_rows, resumed_config, roll_back,
                       step_checkpoints)
-from .schedule import epochs_within, warmup_cosine
+from .schedule import epochs_still_within, epochs_within, warmup_cosine
 from .step import optimizer_step
 from .tasks import Context, Task, get_task
 
@@ -95,7 +95,6 @@ def _fit(cfg: RunConfig, *, resume: Path | None, rollback: Path | None, overwrit
     source = source if source is not None and (rollback is not None or source.exists()) else None
     _check_processes(cfg, source)  # before joining the group: a refusal must not leave the others waiting
     device = setup_distributed(resolve_device(cfg.device), cfg.dist_timeout_s)
-    main_process = rank() == 0
 
     # -- data and model, every check done before the run folder is touched ------------------------------------
     splits = task.data(cfg)
@@ -140,7 +139,7 @@ def _fit(cfg: RunConfig, *, resume: Path | None, rollback: Path | None, overwrit
 def _train(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, progress: Progress,
            rng: list[RngState] | None, run_dir: Path, *, steps_per_epoch: int, total_steps: int, warmup_steps: int,
            resume: Path | None, rollback: Path | None, argv: list[str] | None) -> Path:
-    main_process, device = rank() == 0, ctx.device
+    main_process = rank() == 0
     metrics_path = run_dir / METRICS
     meta = {"task": cfg.task, "mean": ctx.normalize.mean.flatten().tolist(),
             "std": ctx.normalize.std.flatten().tolist(), "classes": splits.train.classes, "resize": cfg.data.resize}
@@ -266,14 +265,16 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
             bar.close()
             epoch_time = time.perf_counter() - t0
             progress.train_time_s += epoch_time
-            if epoch == 0 and cfg.optim.time_budget_s:  # the epochs the budget holds, fixed now for the whole run
+            if cfg.optim.time_budget_s:  # the epochs the budget holds: fitted after the first, cut if they slow down
                 later = (None if warm_s is None or steps_per_epoch < 2 * WARM_STEPS else
                          (epoch_time - warm_s) / (steps_per_epoch - WARM_STEPS) * steps_per_epoch)
-                cfg, total_steps, warmup_steps = _fit_to_budget(cfg, epoch_time, later, steps_per_epoch, warmup_steps)
-                ctx.total_steps = total_steps
-                if main_process:  # before this epoch's checkpoint: a resumed run keeps the fitted epochs
-                    with _disk_full_is_one_line(run_dir, last_saved):
-                        save_json(run_dir / "config.json", to_dict(cfg))
+                epochs = _budget_epochs(cfg, epoch, epoch_time, later, progress.train_time_s)
+                if epoch == 0 or epochs != cfg.optim.epochs:
+                    cfg, total_steps, warmup_steps = _refit(cfg, epochs, steps_per_epoch, warmup_steps)
+                    ctx.total_steps = total_steps
+                    if main_process:  # before this epoch's checkpoint: a resumed run keeps the fitted epochs
+                        with _disk_full_is_one_line(run_dir, last_saved):
+                            save_json(run_dir / "config.json", to_dict(cfg))
             totals = dict(zip(sums, sum_over_processes(*sums.values())))  # every process's part of the epoch
             n = float(totals.pop("n"))
 
@@ -323,20 +324,36 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
     return run_dir
 
 
-def _fit_to_budget(cfg: RunConfig, first_epoch_s: float, later_epoch_s: float | None, steps_per_epoch: int,
-                   warmup_steps: int) -> tuple[RunConfig, int, int]:
-    """``optim.time_budget_s``: the run's epochs from the first epoch's training time and the pace of its steps
-    after the first WARM_STEPS (rank 0's, so every process trains the same schedule), and the warm-up, kept in
-    steps but never more than half the fitted run."""
-    budget, most = cfg.optim.time_budget_s, cfg.optim.epochs
-    epochs = gather_objects(epochs_within(budget, first_epoch_s, most, later_epoch_s))[0]
+def _budget_epochs(cfg: RunConfig, epoch: int, epoch_s: float, later_epoch_s: float | None, spent_s: float) -> int:
+    """``optim.time_budget_s``: the epochs the run trains, decided by rank 0's clock (so every process trains the same
+    schedule) at the end of epoch ``epoch`` (0-based). After the first: the whole epochs that fit at its pace (the
+    steps after the first WARM_STEPS, ``later_epoch_s``), at most ``optim.epochs``. After a later one: the epochs
+    fixed so far, unless the epochs have slowed down so that they would overrun the budget; then as many as still
+    fit at the last epoch's pace."""
+    budget, planned = cfg.optim.time_budget_s, cfg.optim.epochs
+    if epoch == 0:
+        epochs = epochs_within(budget, epoch_s, planned, later_epoch_s)
+        later = later_epoch_s or epoch_s
+        pace = f" (then {later:.1f} s an epoch)" if later_epoch_s else ""
+        why = (f"the first epoch trained in {epoch_s:.1f} s{pace}, so the run trains {{}} epoch(s)" +
+               (f" of at most {planned}" if epochs < planned else
+                f" (optim.epochs; the budget would hold {1 + max(budget - epoch_s, 0) / max(later, 1e-9):.1f})"))
+    else:
+        epochs = epochs_still_within(budget, spent_s, epoch + 1, epoch_s, planned)
+        why = (f"epoch {epoch + 1} took {epoch_s:.1f} s, {spent_s:.0f} s in all: {planned} epochs would overrun the "
+               f"budget, so the run trains {{}}")
+    epochs = gather_objects(epochs)[0]
+    if epoch == 0 or epochs != planned:
+        log.info("optim.time_budget_s %g: %s", budget, why.format(epochs))
+    return epochs
+
+
+def _refit(cfg: RunConfig, epochs: int, steps_per_epoch: int, warmup_steps: int) -> tuple[RunConfig, int, int]:
+    """``cfg`` with ``epochs`` (a time budget's), the run's optimiser steps, and the warm-up, kept in steps but never
+    more than half the fitted run. The cosine ends at the new last step: a cut after the first epoch lowers the lr
+    of the steps left a little."""
     total_steps = epochs * steps_per_epoch
-    later = later_epoch_s or first_epoch_s
-    pace = f" (then {later:.1f} s an epoch)" if later_epoch_s else ""
-    log.info("optim.time_budget_s %g: the first epoch trained in %.1f s%s, so the run trains %d epoch(s)%s", budget,
-             first_epoch_s, pace, epochs, f" of at most {most}" if epochs < most else f" (optim.epochs; the budget "
-             f"would hold {1 + max(budget - first_epoch_s, 0) / max(later, 1e-9):.1f})")
-    warmup = warmup_steps if epochs == most else min(warmup_steps, total_steps // 2)
+    warmup = warmup_steps if epochs == cfg.optim.epochs else min(warmup_steps, total_steps // 2)
     return replace(cfg, optim=replace(cfg.optim, epochs=epochs)), total_steps, warmup
 
 
