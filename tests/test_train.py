@@ -274,8 +274,12 @@ def test_epochs_that_slow_down_are_cut_to_keep_the_budget():
     from vitlab.train.schedule import epochs_still_within
 
     cfg = apply_overrides(digits(), {"optim.epochs": 5, "optim.time_budget_s": 100.0})
-    assert _budget_epochs(cfg, 1, 25.0, None, 55.0) == 3
-    assert _budget_epochs(cfg, 1, 15.0, None, 30.0) == 5  # on pace: 30 + 3 x 15 = 75 s
+    assert _budget_epochs(cfg, 1, 25.0, None, 55.0, [25.0]) == 3
+    assert _budget_epochs(cfg, 1, 15.0, None, 30.0, [15.0]) == 5  # on pace: 30 + 3 x 15 = 75 s
+    # the mean pace of the epochs after the first: one slow epoch (30 s) after two of 15 s is a pace of 20 s, and
+    # 75 s spent + 20 = 95 s keeps the fifth epoch; the slow epoch's 30 s alone (105 s) would have cut it
+    assert _budget_epochs(cfg, 3, 30.0, None, 75.0, [15.0, 15.0, 30.0]) == 5
+    assert _budget_epochs(cfg, 2, 30.0, None, 75.0, [30.0, 30.0]) == 3  # 15 + 30 + 30 s: no 30 s epoch fits in 25
     assert epochs_still_within(100.0, 55.0, 2, 25.0, 5) == 3
     assert epochs_still_within(100.0, 99.0, 4, 25.0, 5) == 4  # nothing more fits: stop after this epoch
     assert epochs_still_within(100.0, 30.0, 2, 0.0, 5) == 5  # no measured time: nothing to cut

@@ -200,6 +200,8 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
 
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     lr = cfg.optim.lr
+    # the training time of each epoch after the first (a time budget's pace; rank 0's decides, so only it reads them)
+    later_epochs_s = [r["epoch_time_s"] for r in read_rows(run_dir / METRICS)[1:]] if main_process else []
     with StopRequest(abort_on_second=not launched_by_torchrun()) as stop, \
             timeout_is_one_line(cfg.dist_timeout_s, lambda: f"at step {progress.step}"):
         for epoch in itertools.count(progress.epoch):
@@ -268,7 +270,9 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
             if cfg.optim.time_budget_s:  # the epochs the budget holds: fitted after the first, cut if they slow down
                 later = (None if warm_s is None or steps_per_epoch < 2 * WARM_STEPS else
                          (epoch_time - warm_s) / (steps_per_epoch - WARM_STEPS) * steps_per_epoch)
-                epochs = _budget_epochs(cfg, epoch, epoch_time, later, progress.train_time_s)
+                if epoch > 0:
+                    later_epochs_s.append(epoch_time)
+                epochs = _budget_epochs(cfg, epoch, epoch_time, later, progress.train_time_s, later_epochs_s)
                 if epoch == 0 or epochs != cfg.optim.epochs:
                     cfg, total_steps, warmup_steps = _refit(cfg, epochs, steps_per_epoch, warmup_steps)
                     ctx.total_steps = total_steps
@@ -324,12 +328,13 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
     return run_dir
 
 
-def _budget_epochs(cfg: RunConfig, epoch: int, epoch_s: float, later_epoch_s: float | None, spent_s: float) -> int:
+def _budget_epochs(cfg: RunConfig, epoch: int, epoch_s: float, later_epoch_s: float | None, spent_s: float,
+                   later_epochs_s: list[float] = ()) -> int:
     """``optim.time_budget_s``: the epochs the run trains, decided by rank 0's clock (so every process trains the same
     schedule) at the end of epoch ``epoch`` (0-based). After the first: the whole epochs that fit at its pace (the
     steps after the first WARM_STEPS, ``later_epoch_s``), at most ``optim.epochs``. After a later one: the epochs
     fixed so far, unless the epochs have slowed down so that they would overrun the budget; then as many as still
-    fit at the last epoch's pace."""
+    fit at the mean pace of the epochs after the first (``later_epochs_s``; one slow epoch alone moves it little)."""
     budget, planned = cfg.optim.time_budget_s, cfg.optim.epochs
     if epoch == 0:
         epochs = epochs_within(budget, epoch_s, planned, later_epoch_s)
@@ -339,9 +344,10 @@ def _budget_epochs(cfg: RunConfig, epoch: int, epoch_s: float, later_epoch_s: fl
                (f" of at most {planned}" if epochs < planned else
                 f" (optim.epochs; the budget would hold {1 + max(budget - epoch_s, 0) / max(later, 1e-9):.1f})"))
     else:
-        epochs = epochs_still_within(budget, spent_s, epoch + 1, epoch_s, planned)
-        why = (f"epoch {epoch + 1} took {epoch_s:.1f} s, {spent_s:.0f} s in all: {planned} epochs would overrun the "
-               f"budget, so the run trains {{}}")
+        pace = sum(later_epochs_s) / len(later_epochs_s) if later_epochs_s else epoch_s
+        epochs = epochs_still_within(budget, spent_s, epoch + 1, pace, planned)
+        why = (f"after epoch {epoch + 1} ({spent_s:.0f} s in all; epochs after the first now take {pace:.1f} s) "
+               f"{planned} epochs would overrun the budget, so the run trains {{}}")
     epochs = gather_objects(epochs)[0]
     if epoch == 0 or epochs != planned:
         log.info("optim.time_budget_s %g: %s", budget, why.format(epochs))

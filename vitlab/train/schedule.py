@@ -32,9 +32,9 @@ def epochs_within(budget_s: float, first_epoch_s: float, most: int, later_epoch_
 
 def epochs_still_within(budget_s: float, spent_s: float, done: int, epoch_s: float, planned: int) -> int:
     """The epochs a run keeps when its epochs have slowed down: ``planned`` while ``done`` epochs taking ``spent_s``
-    and the rest at the last epoch's ``epoch_s`` fit ``budget_s``, else the most whole epochs that still fit (never
-    fewer than ``done``, never more than ``planned``). A shared machine can slow a run after the first epoch fixed
-    its epochs; this keeps the budget a budget."""
+    and the rest at ``epoch_s`` each (the recent pace) fit ``budget_s``, else the most whole epochs that still fit
+    (never fewer than ``done``, never more than ``planned``). A shared machine can slow a run after the first epoch
+    fixed its epochs; this keeps the budget a budget."""
     if epoch_s <= 0 or spent_s + (planned - done) * epoch_s <= budget_s:
         return planned
     return max(done, min(planned, done + int(max(budget_s - spent_s, 0.0) // epoch_s)))
