@@ -12,7 +12,8 @@
 #   2. step speed (<= 90 s): benchmarks/step_speed.py's peers on the card (vitlab vs HF vs timm, bf16 autocast).
 #   3. Fashion-MNIST (<= 150 s): `vitlab train --recipe fashion-mnist` with bf16 autocast, torch.compile
 #      (compile=auto is on for CUDA), fused AdamW and the set and its augmentation resident on the GPU
-#      (the engine's default on any device); target >= 94.5% test within 2 minutes.
+#      (the engine's default on any device), a 100-s training budget (at most 60 epochs) at batch 512;
+#      target >= 94.5% test within 2 minutes.
 #   4. CIFAR-10 (<= 330 s): the JPEG folder unpacked, packed to a store, `--recipe cifar10` with a GPU-sized
 #      schedule; target >= 94% test within 10 minutes (the public pure-ViT references: 93.6% after 100 epochs
 #      with 3x repeated augmentation, no time given; 90.9% in 2 h 14 min on a V100).
@@ -58,7 +59,7 @@ export PATH=/tmp/gv/bin:$PATH
 
 part step_speed 90 python "$here/step_speed.py" --device cuda
 part fashion_mnist 150 vitlab train --recipe fashion-mnist --data "fashion-mnist:$data" --device cuda \
-    --optim.batch_size 512 --optim.lr 3e-3 --epochs 20 --name fashion --out_dir "$runs" -q
+    --optim.batch_size 512 --optim.lr 3e-3 --epochs 60 --optim.time_budget_s 100 --name fashion --out_dir "$runs" -q
 part cifar10 330 bash -c "mkdir -p /tmp/c && tar -C /tmp/c -xzf '$data/cifar10-jpeg.tar.gz' && \
     vitlab data pack folder:/tmp/c/cifar10-jpeg --out /tmp/c/store && \
     vitlab train --recipe cifar10 --data store:/tmp/c/store --device cuda --optim.batch_size 512 \

@@ -205,8 +205,8 @@ def test_train_help_lists_the_tasks_and_their_recipes(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "classify: digits (default), mnist, fashion-mnist, cifar10; segment: segment (default); pretrain: digits " \
-           "(default), fashion-mnist" in text
+    assert "classify: digits (default), mnist, fashion-mnist, fashion-mnist-vit, cifar10; segment: segment (default); " \
+           "pretrain: digits (default), fashion-mnist" in text
 
 
 def test_a_short_epochs_shrinks_the_warm_up_so_the_learning_rate_still_decays(tmp_path, capsys):

@@ -11,13 +11,14 @@ from .cifar10 import cifar10
 from .digits import digits
 from .finetune import finetune_schedule, from_source
 from .from_data import fit_to_data
-from .mnist import fashion_mnist, mnist
+from .mnist import fashion_mnist, fashion_mnist_vit, mnist
 from .pretrain_digits import pretrain_digits
 from .pretrain_fashion_mnist import pretrain_fashion_mnist
 from .segment import segment
 
 RECIPES = {
-    "classify": {"digits": digits, "mnist": mnist, "fashion-mnist": fashion_mnist, "cifar10": cifar10},
+    "classify": {"digits": digits, "mnist": mnist, "fashion-mnist": fashion_mnist, "fashion-mnist-vit": fashion_mnist_vit,
+                 "cifar10": cifar10},
     "segment": {"segment": segment},
     "pretrain": {"digits": pretrain_digits, "fashion-mnist": pretrain_fashion_mnist},
 }
@@ -43,5 +44,5 @@ def recipe(name: str | None = None, task: str | None = None) -> RunConfig:
     return RECIPES[task][name]()
 
 
-__all__ = ["DEFAULT_RECIPES", "RECIPES", "cifar10", "digits", "fashion_mnist", "finetune_schedule", "fit_to_data",
-           "from_source", "mnist", "pretrain_digits", "pretrain_fashion_mnist", "recipe", "segment"]
+__all__ = ["DEFAULT_RECIPES", "RECIPES", "cifar10", "digits", "fashion_mnist", "fashion_mnist_vit", "finetune_schedule",
+           "fit_to_data", "from_source", "mnist", "pretrain_digits", "pretrain_fashion_mnist", "recipe", "segment"]
