@@ -80,7 +80,7 @@ def patch_twin_state(ours: ViT) -> tuple[ModelConfig, dict]:
     own patch embedding loads, replaced afterwards by a copy of ``ours``' stem)."""
     if ours.cfg.stem == "patch":
         return ours.cfg, ours.state_dict()
-    cfg = replace(ours.cfg, stem="patch")
+    cfg = replace(ours.cfg, stem="patch", stem_depth=1)
     sd = {k: v for k, v in ours.state_dict().items() if not k.startswith("to_patch_embedding.")}
     sd.update({k: v for k, v in ViT(cfg).state_dict().items() if k.startswith("to_patch_embedding.")})
     return cfg, sd
