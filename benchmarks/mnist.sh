@@ -6,7 +6,8 @@
 # Each recipe is trained once per seed (SEEDS, default 0 1 2); the summary gives mean ± std over the seeds of the
 # test accuracy, the best validation accuracy, the training time (metrics.json's train_time_s: the epochs' steps,
 # without evaluation) and the whole command's wall time.
-#   bash benchmarks/mnist.sh > benchmarks/mnist.md   (curves copied to benchmarks/mnist/; RECIPES=mnist for one)
+#   bash benchmarks/mnist.sh > benchmarks/mnist.md   (curves copied to benchmarks/mnist/; RECIPES=mnist for one;
+#   EXTRA="--precision bf16" adds flags to every run)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$(mktemp -d)}
@@ -23,10 +24,10 @@ for recipe in ${RECIPES:-fashion-mnist mnist}; do
     run="$recipe-seed$seed"
     start=$SECONDS
     vitlab train --recipe "$recipe" "${data[@]}" --seed "$seed" --threads "$THREADS" --name "$run" --out_dir "$OUT" \
-        -q > /dev/null 2>&1
+        ${EXTRA:-} -q > /dev/null 2>&1
     echo "$((SECONDS - start))" > "$OUT/$run/command_s"
     echo
-    echo "## \`vitlab train --recipe $recipe ${data[*]} --seed $seed --threads $THREADS\`"
+    echo "## \`vitlab train --recipe $recipe ${data[*]} --seed $seed --threads $THREADS${EXTRA:+ $EXTRA}\`"
     echo
     echo "Whole command: $((SECONDS - start)) s."
     echo

@@ -391,6 +391,33 @@ def test_compile_setting(tmp_path):
     assert compile_step(m, "off", cpu, 10**6) is m
 
 
+@pytest.mark.filterwarnings("ignore:CUDA is not available")  # autocast_for builds a CUDA context on a CPU host
+def test_precision_setting(tmp_path):
+    """bf16 autocast where asked: a Linear's output is bf16 under it and fp32 outside; auto is bf16 on CUDA only."""
+    from vitlab.errors import ConfigError
+    from vitlab.train.loop import autocast_for
+    with pytest.raises(ConfigError, match=r"precision='fp16' is not one of \('auto', 'fp32', 'bf16'\)"):
+        small_config(tmp_path, precision="fp16")
+    layer, x = torch.nn.Linear(4, 3), torch.randn(2, 4)
+    cpu = torch.device("cpu")
+    for precision, dtype in (("bf16", torch.bfloat16), ("auto", torch.float32), ("fp32", torch.float32)):
+        with autocast_for(precision, cpu):
+            assert layer(x).dtype == dtype, precision
+    on_cuda = autocast_for("auto", torch.device("cuda"))
+    assert isinstance(on_cuda, torch.autocast) and on_cuda.device == "cuda" and on_cuda.fast_dtype == torch.bfloat16
+    assert not isinstance(autocast_for("fp32", torch.device("cuda")), torch.autocast)
+
+
+def test_a_bf16_run_on_the_cpu_trains_what_the_fp32_run_trains(tmp_path):
+    """precision='bf16' on the CPU: the same run within bf16's rounding (8 bits of mantissa), and it is recorded."""
+    runs = {p: fit(small_config(tmp_path, base=TINY, name=f"precision-{p}", precision=p, **{"optim.epochs": 1}))
+            for p in ("fp32", "bf16")}
+    fp32, bf16 = (read_jsonl(runs[p] / "metrics.jsonl")[0] for p in ("fp32", "bf16"))
+    assert bf16["train_loss"] == pytest.approx(fp32["train_loss"], abs=0.05)
+    assert bf16["train_loss"] != fp32["train_loss"]  # the autocast really ran: bf16 rounding moves the loss
+    assert json.loads((runs["bf16"] / "config.json").read_text())["precision"] == "bf16"
+
+
 def test_a_compiled_run_trains_what_the_eager_run_trains(tmp_path):
     """compile='on' (the GPU default) on the CPU: the same run, up to the float rounding fused kernels change."""
     runs = {c: fit(small_config(tmp_path, base=TINY, name=f"compile-{c}", compile=c, **{"optim.epochs": 1}))

@@ -413,6 +413,7 @@ class InitConfig:
 RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.,=+@-]{0,199}")
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 COMPILE = ("auto", "on", "off")
+PRECISION = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -440,6 +441,9 @@ class RunConfig:
     # torch.compile the training step: auto = on CUDA, and on a CPU for a run of >= 2,000 steps, which repays the
     # 15-60 s of compiling (vitlab.train.loop.compile_step; the gain per step: benchmarks/step_speed.md)
     compile: str = "auto"  # auto | on | off
+    # bf16 autocast of the forward passes: auto = on CUDA only; bf16 = on any device (1.4-1.9x a step on CPUs with
+    # AVX512-BF16 or AMX, many times slower on CPUs without; vitlab.train.loop.autocast_for); fp32 = never
+    precision: str = "auto"  # auto | fp32 | bf16
     progress: bool = True
     ckpt_every: int = 0  # also checkpoint every N optimiser steps inside an epoch; 0: only at epoch ends
     keep_last: int = 1  # checkpoints kept: 1 keeps checkpoint.safetensors only; K > 1 adds checkpoint-stepNNNNNN files
@@ -460,6 +464,8 @@ class RunConfig:
             raise ConfigError(f"device={self.device!r} is not a device: expected auto, cpu, cuda, cuda:N or mps")
         if self.compile not in COMPILE:
             raise ConfigError(f"compile={self.compile!r} is not one of {COMPILE}")
+        if self.precision not in PRECISION:
+            raise ConfigError(f"precision={self.precision!r} is not one of {PRECISION}")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
             raise ConfigError(f"threads must be an integer >= 0 (0 keeps PyTorch's default), got {self.threads!r}")
         if isinstance(self.ckpt_every, bool) or not isinstance(self.ckpt_every, int) or self.ckpt_every < 0:

@@ -198,7 +198,7 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
                     old.unlink(missing_ok=True)
         last_saved.epoch, last_saved.step = progress.epoch, progress.step
 
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    amp = autocast_for(cfg.precision, device)
     lr = cfg.optim.lr
     # the training time of each epoch after the first (a time budget's pace; rank 0's decides, so only it reads them)
     later_epochs_s = [r["epoch_time_s"] for r in read_rows(run_dir / METRICS)[1:]] if main_process else []
@@ -379,6 +379,17 @@ def compile_step(trained: torch.nn.Module, setting: str, device: torch.device, t
             _dynamo.config.suppress_errors = True  # a failed compile runs eagerly instead
         return torch.compile(trained)
     return trained
+
+
+def autocast_for(precision: str, device: torch.device):
+    """The context the forward passes run in (RunConfig.precision): bf16 autocast, or plain fp32.
+
+    ``auto`` takes bf16 on CUDA only. On a CPU bf16 pays only where the cores have bf16 instructions (AVX512-BF16,
+    AMX): 1.9x a step on the AMD EPYC host of benchmarks/step_speed.md, many times slower on CPUs without them, so
+    a CPU run takes it only when asked (``bf16``). The weights, the optimiser and the loss stay fp32."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def skip_per_forward_check(module: torch.nn.Module, mean, std) -> None:

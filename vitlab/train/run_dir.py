@@ -37,8 +37,8 @@ LOCK = ".lock"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 # What `--resume` may change: everything else is the saved run's configuration.
-RESUMABLE_KEYS = ("optim.epochs", "progress", "device", "threads", "compile", "ckpt_every", "keep_last", "dist_timeout_s",
-                  "tensorboard")
+RESUMABLE_KEYS = ("optim.epochs", "progress", "device", "threads", "compile", "precision", "ckpt_every", "keep_last",
+                  "dist_timeout_s", "tensorboard")
 # Files a vitlab run folder is known by: the only folders --overwrite may empty.
 RUN_MARKERS = (CONFIG, METRICS, CHECKPOINT, "model.safetensors")
 
