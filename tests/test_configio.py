@@ -38,8 +38,9 @@ def test_valid_keys_are_the_dotted_leaf_fields():
     from vitlab.config import InitConfig, PretrainConfig, SegmentConfig
 
     sections = (ModelConfig, DataConfig, OptimConfig, SegmentConfig, PretrainConfig, InitConfig)
-    # task, name, out_dir, seed, device, threads, compile, progress, ckpt_every, keep_last, dist_timeout_s, tensorboard
-    n_leaves = sum(len(c.__dataclass_fields__) for c in sections) + 12
+    # task, name, out_dir, seed, device, threads, compile, precision, progress, ckpt_every, keep_last,
+    # dist_timeout_s, tensorboard
+    n_leaves = sum(len(c.__dataclass_fields__) for c in sections) + 13
     assert len(keys) == len(set(keys)) == n_leaves
     assert "pretrain.tau" in keys and "segment.upsample" in keys  # one configuration for every task
     assert {"init.source", "init.sha256", "init.freeze", "init.stats", "optim.layer_decay"} <= set(keys)
