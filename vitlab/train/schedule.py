@@ -27,14 +27,14 @@ def epochs_within(budget_s: float, first_epoch_s: float, most: int, later_epoch_
     if first_epoch_s <= 0:
         return most
     later = first_epoch_s if later_epoch_s is None or later_epoch_s <= 0 else later_epoch_s
-    return max(1, min(most, 1 + int(max(budget_s - first_epoch_s, 0.0) // later)))
+    return epochs_still_within(budget_s, first_epoch_s, 1, later, most)
 
 
 def epochs_still_within(budget_s: float, spent_s: float, done: int, epoch_s: float, planned: int) -> int:
-    """The epochs a run keeps when its epochs have slowed down: ``planned`` while ``done`` epochs taking ``spent_s``
-    and the rest at ``epoch_s`` each (the recent pace) fit ``budget_s``, else the most whole epochs that still fit
-    (never fewer than ``done``, never more than ``planned``). A shared machine can slow a run after the first epoch
-    fixed its epochs; this keeps the budget a budget."""
+    """The epochs a run keeps after ``done`` epochs took ``spent_s``: ``planned`` while the rest, at ``epoch_s`` each
+    (the expected pace), fit ``budget_s``, else the most whole epochs that still fit (never fewer than ``done``,
+    never more than ``planned``). After the first epoch this fixes the run's epochs (epochs_within); after a later
+    one it cuts epochs that a shared machine has slowed down, which keeps the budget a budget."""
     if epoch_s <= 0 or spent_s + (planned - done) * epoch_s <= budget_s:
         return planned
     return max(done, min(planned, done + int(max(budget_s - spent_s, 0.0) // epoch_s)))
