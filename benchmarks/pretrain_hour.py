@@ -1,11 +1,13 @@
 """An hour of contrastive pretraining on Fashion-MNIST, then the linear probes (issue 15).
 
 Each arm is `vitlab train --task pretrain --recipe fashion-mnist` with `--optim.time_budget_s BUDGET` (whole epochs
-that fit BUDGET seconds of training at the first epoch's pace; `--epochs 40` only bounds them), two runs at a time,
-one thread each: so "an hour on 2 cores" is here an hour on one core, beside another run. Arms:
+that fit BUDGET seconds of training at the first epoch's pace; `--epochs 40` only bounds them) and the flags of
+`--extra`, `--jobs` runs at a time with `--threads` threads each (the default, two at a time on one thread each, makes
+"an hour on 2 cores" an hour on one core beside another run; `--jobs 1 --threads 2` gives one run both cores). Arms:
 
 - `patch`: the recipe as shipped (a 64-wide ViT on 4×4 patches, average pooling);
-- `conv`: the mnist recipe's encoder (96 wide, a 3×3-conv stem with stride-2 down-sampling, max pooling).
+- `conv`: the classification recipe's encoder (96 wide, a 3×3-conv stem with stride-2 down-sampling and one more
+  convolution at each resolution, max pooling).
 
 Then, for every run, `vitlab probe RUN --features F` and `--random --features F` for F in pooled (SimCLR's protocol:
 the pooled features the loss saw), blocks (DINO's: the last four blocks' normed, pooled outputs side by side) and
@@ -13,11 +15,10 @@ tokens (the final patch-token map, flattened), and `vitlab probe RUN --pixels` (
 pixels, the data set paper's 84.2% baseline). Every probe trains on the 54,000 training images, is read on the 6,000
 validation images, and is scored once on the 10,000 test images; choose on the val columns.
 
-    python benchmarks/pretrain_hour.py --out /tmp/p15 > benchmarks/pretrain_hour.md
+    python benchmarks/pretrain_hour.py --out /tmp/p15 --arms conv --jobs 1 --threads 2 --extra="--precision bf16" \
+        > benchmarks/pretrain_hour.md
 
 A second call with the same --out reads the finished runs and probes (same command) instead of redoing them.
-
-Not run yet (written 2026-12-07; the machine's time went to issue 14's final runs): there is no output beside it.
 """
 from __future__ import annotations
 
@@ -32,15 +33,15 @@ from pathlib import Path
 
 from machine import header, load_now
 
-ARMS = {"patch": [], "conv": ["--model.dim", "96", "--model.stem", "conv+stride", "--model.pool", "max"]}
+ARMS = {"patch": [], "conv": ["--model.dim", "96", "--model.stem", "conv+stride", "--model.stem_depth", "2", "--model.pool", "max"]}
 FEATURES = ("pooled", "blocks", "tokens")
 EXE = shutil.which("vitlab") or str(Path(sys.executable).with_name("vitlab"))
 
 
-def pretrain(out: Path, arm: str, seed: int, budget: float) -> dict:
+def pretrain(out: Path, arm: str, seed: int, budget: float, threads: int, extra: list[str]) -> dict:
     name = f"{arm}-s{seed}"
     argv = ["train", "--task", "pretrain", "--recipe", "fashion-mnist", "--epochs", "40", "--optim.time_budget_s",
-            f"{budget:g}", *ARMS[arm], "--threads", "1", "--seed", str(seed), "--out_dir", str(out), "--name", name]
+            f"{budget:g}", *ARMS[arm], *extra, "--threads", str(threads), "--seed", str(seed), "--out_dir", str(out), "--name", name]
     run, t0 = out / name, time.perf_counter()
     if not ((run / "metrics.json").exists() and json.loads((run / "argv.json").read_text())[1:] == argv):
         proc = subprocess.run([EXE, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -69,21 +70,25 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=3300, help="seconds of pretraining a run")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads a run")
+    ap.add_argument("--extra", default="", help="more flags for every run, e.g. --extra='--precision bf16'")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"# An hour of contrastive pretraining on Fashion-MNIST, then linear probes (issue 15)\n\n{header(1)}\n")
+    print(f"# An hour of contrastive pretraining on Fashion-MNIST, then linear probes (issue 15)\n\n{header(args.threads)}\n")
     t0 = time.perf_counter()
     jobs = [(arm, seed) for seed in args.seeds for arm in args.arms]
-    with ThreadPoolExecutor(2) as pool:
-        runs = list(pool.map(lambda j: pretrain(args.out, *j, args.budget), jobs))
-    print(f"Pretraining, two runs at a time (one thread each), budget {args.budget:g} s of training a run: "
+    with ThreadPoolExecutor(args.jobs) as pool:
+        runs = list(pool.map(lambda j: pretrain(args.out, *j, args.budget, args.threads, args.extra.split()), jobs))
+    print(f"Pretraining, {args.jobs} run(s) at a time ({args.threads} thread(s) each), flags `{args.extra or '-'}`, "
+          f"budget {args.budget:g} s of training a run: "
           f"{time.perf_counter() - t0:.0f} s in this call (0 when every run was already there).\n")
-    print("| arm | seed | epochs | pretraining s | whole command s | val kNN (k=20) |")
-    print("|---|---|---|---|---|---|")
+    print("| arm | seed | epochs | pretraining s | whole command s | val kNN (k=20) | test kNN (k=20) |")
+    print("|---|---|---|---|---|---|---|")
     for r in runs:
         m = r["metrics"]
         print(f"| {r['arm']} | {r['seed']} | {m['epochs']} | {m['train_time_s']:.0f} | {r['wall_s']} | "
-              f"{m['val_knn_acc']:.4f} |")
+              f"{m['val_knn_acc']:.4f} | {m.get('test_knn_acc', float('nan')):.4f} |")
     t0 = time.perf_counter()
     print("\nLinear probes (val / test accuracy; train on the 54,000 training images, full batch, 300 epochs):\n")
     print("| arm | seed | features | pretrained encoder | random encoder, same architecture |")
