@@ -7,6 +7,7 @@ import json
 import re
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -406,6 +407,28 @@ def test_precision_setting(tmp_path):
     on_cuda = autocast_for("auto", torch.device("cuda"))
     assert isinstance(on_cuda, torch.autocast) and on_cuda.device == "cuda" and on_cuda.fast_dtype == torch.bfloat16
     assert not isinstance(autocast_for("fp32", torch.device("cuda")), torch.autocast)
+
+
+def test_auto_precision_takes_bf16_on_a_cpu_with_bf16_instructions_for_a_long_run(monkeypatch):
+    """precision=auto on a CPU: bf16 only where the cores have bf16 instructions and the run has at least
+    COMPILE_MIN_STEPS steps; fp32 and bf16 are what they say whatever the CPU. cpu_has_bf16 agrees with the flags
+    the Linux kernel lists for this CPU in /proc/cpuinfo."""
+    from vitlab.train import loop
+
+    cpu, long_run = torch.device("cpu"), loop.COMPILE_MIN_STEPS
+    layer, x = torch.nn.Linear(4, 3), torch.randn(2, 4)
+    for native in (True, False):
+        monkeypatch.setattr(loop, "cpu_has_bf16", lambda native=native: native)
+        for precision, steps, dtype in (("auto", long_run, torch.bfloat16 if native else torch.float32),
+                                        ("auto", long_run - 1, torch.float32), ("fp32", long_run, torch.float32),
+                                        ("bf16", 1, torch.bfloat16)):
+            with loop.autocast_for(precision, cpu, steps):
+                assert layer(x).dtype == dtype, (native, precision, steps)
+    monkeypatch.undo()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        flags = set(next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")).split())
+        assert loop.cpu_has_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def test_a_bf16_run_on_the_cpu_trains_what_the_fp32_run_trains(tmp_path):

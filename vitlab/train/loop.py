@@ -198,7 +198,7 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
                     old.unlink(missing_ok=True)
         last_saved.epoch, last_saved.step = progress.epoch, progress.step
 
-    amp = autocast_for(cfg.precision, device)
+    amp = autocast_for(cfg.precision, device, total_steps)
     lr = cfg.optim.lr
     # the training time of each epoch after the first (a time budget's pace; rank 0's decides, so only it reads them)
     later_epochs_s = [r["epoch_time_s"] for r in read_rows(run_dir / METRICS)[1:]] if main_process else []
@@ -381,13 +381,28 @@ def compile_step(trained: torch.nn.Module, setting: str, device: torch.device, t
     return trained
 
 
-def autocast_for(precision: str, device: torch.device):
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16): the CPUs where bf16 autocast is faster
+    than fp32 rather than many times slower."""
+    try:
+        caps = torch.cpu.get_capabilities()
+    except (AttributeError, RuntimeError):  # a torch without it: assume none
+        return False
+    return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+
+
+def autocast_for(precision: str, device: torch.device, total_steps: int = 0):
     """The context the forward passes run in (RunConfig.precision): bf16 autocast, or plain fp32.
 
-    ``auto`` takes bf16 on CUDA only. On a CPU bf16 pays only where the cores have bf16 instructions (AVX512-BF16,
-    AMX): 1.9x a step on the AMD EPYC host of benchmarks/step_speed.md, many times slower on CPUs without them, so
-    a CPU run takes it only when asked (``bf16``). The weights, the optimiser and the loss stay fp32."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+    ``auto`` takes bf16 on CUDA, and on a CPU with bf16 instructions (``cpu_has_bf16``) for a run of at least
+    COMPILE_MIN_STEPS steps: there a Fashion-MNIST step is 1.9x faster (benchmarks/step_speed.md, AMD EPYC with
+    AVX512-BF16), while CPUs without them run it many times slower, and a short run (the default digits job, the
+    tests) gains seconds at most and keeps fp32's exact numbers. ``bf16`` and ``fp32`` force it on or off. The
+    weights, the optimiser and the losses stay fp32."""
+    native_cpu = device.type == "cpu" and total_steps >= COMPILE_MIN_STEPS and cpu_has_bf16()
+    if precision == "bf16" or (precision == "auto" and (device.type == "cuda" or native_cpu)):
+        if precision == "auto" and device.type == "cpu":
+            log.info("bf16 autocast (precision=auto: %s steps on a CPU with bf16 instructions)", f"{total_steps:,}")
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

@@ -54,9 +54,10 @@ def knn_predict(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Te
     """
     bank = F.normalize(bank.float(), dim=1)
     preds = []
-    for q in F.normalize(queries.float(), dim=1).split(1024):  # (1024, M) similarities at a time, not (Q, M)
-        top_sim, top_idx = (q @ bank.T).topk(min(k, bank.shape[0]), dim=1)  # (q, k)
-        votes = torch.zeros(q.shape[0], num_classes, device=q.device)
-        votes.scatter_add_(1, bank_labels[top_idx], top_sim)  # (q, C)
-        preds.append(votes.argmax(1))
+    with torch.autocast(bank.device.type, enabled=False):  # fp32 similarities under a run's bf16 autocast too
+        for q in F.normalize(queries.float(), dim=1).split(1024):  # (1024, M) similarities at a time, not (Q, M)
+            top_sim, top_idx = (q @ bank.T).topk(min(k, bank.shape[0]), dim=1)  # (q, k)
+            votes = torch.zeros(q.shape[0], num_classes, device=q.device)
+            votes.scatter_add_(1, bank_labels[top_idx], top_sim)  # (q, C)
+            preds.append(votes.argmax(1))
     return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long, device=bank.device)
