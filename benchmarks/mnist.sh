@@ -63,7 +63,7 @@ cols = {"test accuracy (%)": [100 * x["test_acc"] for x in m],
         "whole command (s)": [float((r / "command_s").read_text()) for r in runs]}
 print("| | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std |\n|---|" + "---|" * (len(seeds) + 1))
 for k, v in cols.items():
-    sd = statistics.stdev(v) if len(v) > 1 else 0.0
-    print(f"| {k} | " + " | ".join(f"{x:.2f}" for x in v) + f" | {statistics.mean(v):.2f} ± {sd:.2f} |")
+    spread = f" ± {statistics.stdev(v):.2f}" if len(v) > 1 else " (one seed: no spread)"
+    print(f"| {k} | " + " | ".join(f"{x:.2f}" for x in v) + f" | {statistics.mean(v):.2f}{spread} |")
 PY
 done

@@ -439,6 +439,11 @@ def test_a_bf16_run_on_the_cpu_trains_what_the_fp32_run_trains(tmp_path):
     assert bf16["train_loss"] == pytest.approx(fp32["train_loss"], abs=0.05)
     assert bf16["train_loss"] != fp32["train_loss"]  # the autocast really ran: bf16 rounding moves the loss
     assert json.loads((runs["bf16"] / "config.json").read_text())["precision"] == "bf16"
+    # metrics.json says what ran: an auto run this short is fp32 on any CPU
+    assert [json.loads((runs[p] / "metrics.json").read_text())["precision"] for p in ("fp32", "bf16")] == \
+        ["fp32", "bf16"]
+    auto = fit(small_config(tmp_path, base=TINY, name="precision-auto", **{"optim.epochs": 1}))
+    assert json.loads((auto / "metrics.json").read_text())["precision"] == "fp32"
 
 
 def test_a_compiled_run_trains_what_the_eager_run_trains(tmp_path):

@@ -320,7 +320,8 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
                  **{k: v for k, v in (rows[-1] if rows else {}).items() if k.startswith("val_")},
                  f"best_val_{task.metric}": progress.best_value, "best_epoch": progress.best_epoch,
                  "epochs": progress.epoch, "train_time_s": round(progress.train_time_s, 3),
-                 "params": count_params(module), "processes": world_size()}
+                 "params": count_params(module), "processes": world_size(),
+                 "precision": "bf16" if isinstance(amp, torch.autocast) else "fp32"}  # what `auto` became
         save_json(run_dir / "metrics.json", final)
         plot_curves(rows, task.metric, run_dir / "curves.png")
         events.scalars({f"test_{k}": v for k, v in test.items()}, progress.step)
