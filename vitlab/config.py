@@ -343,6 +343,7 @@ class PretrainConfig:
     translate: float = 0.125  # 1-channel images: ± fraction of the size
     jitter: float = 0.4  # 3-channel images: brightness/contrast/saturation strength (hue = jitter / 4)
     grayscale: float = 0.2  # 3-channel images: probability of a grey view
+    grey_jitter: float = 0.0  # 1-channel images: brightness/contrast strength (p = 0.8), colour jitter's grey analogue
 
     def __post_init__(self) -> None:
         if not (_finite(self.tau) and self.tau > 0):
@@ -366,9 +367,9 @@ class PretrainConfig:
             raise ConfigError(f"pretrain.flip={self.flip!r} is not one of {FLIPS}")
         if not 0.0 <= self.translate < 1.0:
             raise ConfigError(f"pretrain.translate must be in [0, 1), got {self.translate}")
-        if not (0.0 <= self.jitter <= 1.0 and 0.0 <= self.grayscale <= 1.0):
-            raise ConfigError(f"pretrain.jitter and pretrain.grayscale must be in [0, 1], got "
-                              f"{self.jitter} and {self.grayscale}")
+        for name in ("jitter", "grayscale", "grey_jitter"):
+            if not (_finite(getattr(self, name)) and 0.0 <= getattr(self, name) <= 1.0):
+                raise ConfigError(f"pretrain.{name} must be in [0, 1], got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)

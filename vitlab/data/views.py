@@ -5,7 +5,9 @@ crops alone can be solved by colour histograms. Here, on a whole float batch on 
 
 * every image: random resized crop back to the original size (area fraction in [crop_scale, 1]);
 * 3-channel images: colour jitter (p = 0.8) and random grayscale (p = ``grayscale``);
-* 1-channel images (8×8 digits): a small random translation instead of colour distortion;
+* 1-channel images: a small random translation instead of colour distortion, and with ``grey_jitter`` > 0 its
+  grey analogue, random brightness and contrast (p = 0.8): without it two crops of one image can be matched by
+  their intensity histograms alone, the shortcut colour distortion removes for colour images;
 * horizontal flip only where it keeps the class: ``flip='auto'`` flips 3-channel images and never
   1-channel ones (a mirrored 2 or 5 is another digit), ``on``/``off`` force it.
 
@@ -60,7 +62,10 @@ def make_views(cfg: PretrainConfig, channels: int, size: int) -> TwoViews:
             ops.append(K.ColorJitter(j, j, j, j / 4, p=0.8))
         if cfg.grayscale > 0:
             ops.append(K.RandomGrayscale(p=cfg.grayscale))
-    elif cfg.translate > 0:
-        ops.append(K.RandomAffine(degrees=0.0, translate=(cfg.translate, cfg.translate), p=1.0,
-                                  padding_mode="zeros"))
+    else:
+        if cfg.grey_jitter > 0:
+            ops.append(K.ColorJitter(brightness=cfg.grey_jitter, contrast=cfg.grey_jitter, p=0.8))
+        if cfg.translate > 0:
+            ops.append(K.RandomAffine(degrees=0.0, translate=(cfg.translate, cfg.translate), p=1.0,
+                                      padding_mode="zeros"))
     return TwoViews(nn.Sequential(*ops))
