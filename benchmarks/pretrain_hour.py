@@ -8,6 +8,7 @@ that fit BUDGET seconds of training at the first epoch's pace; `--epochs 40` onl
 - `patch`: the recipe as shipped (a 64-wide ViT on 4×4 patches, average pooling);
 - `conv`: the classification recipe's encoder (96 wide, a 3×3-conv stem with stride-2 down-sampling and one more
   convolution at each resolution, max pooling).
+- `conv-grey-jitter`: `conv` with random brightness and contrast in the views (`--pretrain.grey_jitter 0.4`).
 
 Then, for every run, `vitlab probe RUN --features F` and `--random --features F` for F in pooled (SimCLR's protocol:
 the pooled features the loss saw), blocks (DINO's: the last four blocks' normed, pooled outputs side by side) and
@@ -33,7 +34,8 @@ from pathlib import Path
 
 from machine import header, load_now
 
-ARMS = {"patch": [], "conv": ["--model.dim", "96", "--model.stem", "conv+stride", "--model.stem_depth", "2", "--model.pool", "max"]}
+CONV = ["--model.dim", "96", "--model.stem", "conv+stride", "--model.stem_depth", "2", "--model.pool", "max"]
+ARMS = {"patch": [], "conv": CONV, "conv-grey-jitter": [*CONV, "--pretrain.grey_jitter", "0.4"]}
 FEATURES = ("pooled", "blocks", "tokens")
 EXE = shutil.which("vitlab") or str(Path(sys.executable).with_name("vitlab"))
 
@@ -70,6 +72,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=3300, help="seconds of pretraining a run")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--features", nargs="+", default=list(FEATURES), choices=FEATURES, help="what the probes read")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time")
     ap.add_argument("--threads", type=int, default=1, help="torch threads a run")
     ap.add_argument("--extra", default="", help="more flags for every run, e.g. --extra='--precision bf16'")
@@ -94,7 +97,7 @@ def main() -> None:
     print("| arm | seed | features | pretrained encoder | random encoder, same architecture |")
     print("|---|---|---|---|---|")
     for r in runs:
-        for f in FEATURES:
+        for f in args.features:
             mine, rand = probe(r["run"], "--features", f), probe(r["run"], "--features", f, "--random")
             print(f"| {r['arm']} | {r['seed']} | {f} | {mine['val_acc']:.4f} / {mine['test_acc']:.4f} | "
                   f"{rand['val_acc']:.4f} / {rand['test_acc']:.4f} |")
