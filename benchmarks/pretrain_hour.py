@@ -5,9 +5,11 @@ that fit BUDGET seconds of training at the first epoch's pace; `--epochs 40` onl
 `--extra`, `--jobs` runs at a time with `--threads` threads each (the default, two at a time on one thread each, makes
 "an hour on 2 cores" an hour on one core beside another run; `--jobs 1 --threads 2` gives one run both cores). Arms:
 
-- `patch`: the recipe as shipped (a 64-wide ViT on 4×4 patches, average pooling);
-- `conv`: the classification recipe's encoder (96 wide, a 3×3-conv stem with stride-2 down-sampling and one more
-  convolution at each resolution, max pooling).
+- `patch`: the recipe's earlier encoder (a 64-wide ViT on 4×4 patches, average pooling);
+- `conv`: the recipe as shipped, the classification recipe's encoder (96 wide, a 3×3-conv stem with stride-2
+  down-sampling and one more convolution at each resolution, max pooling; before the recipe took this encoder the
+  arm passed it as flags, `--model.dim 96 --model.stem conv+stride --model.stem_depth 2 --model.pool max`, the
+  run of benchmarks/pretrain_hour.md);
 - `conv-grey-jitter`: `conv` with random brightness and contrast in the views (`--pretrain.grey_jitter 0.4`).
 
 Then, for every run, `vitlab probe RUN --features F` and `--random --features F` for F in pooled (SimCLR's protocol:
@@ -34,8 +36,8 @@ from pathlib import Path
 
 from machine import header, load_now
 
-CONV = ["--model.dim", "96", "--model.stem", "conv+stride", "--model.stem_depth", "2", "--model.pool", "max"]
-ARMS = {"patch": [], "conv": CONV, "conv-grey-jitter": [*CONV, "--pretrain.grey_jitter", "0.4"]}
+PATCH64 = ["--model.dim", "64", "--model.stem", "patch", "--model.stem_depth", "1", "--model.pool", "avg"]
+ARMS = {"patch": PATCH64, "conv": [], "conv-grey-jitter": ["--pretrain.grey_jitter", "0.4"]}
 FEATURES = ("pooled", "blocks", "tokens")
 EXE = shutil.which("vitlab") or str(Path(sys.executable).with_name("vitlab"))
 
