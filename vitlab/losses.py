@@ -197,14 +197,17 @@ class InfoNCE(nn.Module):
     def forward(self, z1: torch.Tensor, z2: torch.Tensor,
                 keys: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """NT-Xent of the views' embeddings z1, z2; with ``keys`` = (k1, k2) from a momentum encoder, MoCo's
-        symmetrised form (½ of :func:`momentum_info_nce` of (z1, k2) and of (z2, k1)), and k2 enters the queue."""
-        if keys is None:
-            loss, pushed = info_nce(z1, z2, self.temperature, queue=self.queue), z2
-        else:
-            k1, k2 = keys
-            loss = (momentum_info_nce(z1, k2, self.temperature, self.queue) +
-                    momentum_info_nce(z2, k1, self.temperature, self.queue)) / 2
-            pushed = k2
+        symmetrised form (½ of :func:`momentum_info_nce` of (z1, k2) and of (z2, k1)), and k2 enters the queue.
+        The similarities are computed as the embeddings come, outside any bf16 autocast: at τ = 0.05 a bf16 cosine's
+        ±0.004 would move a logit by ±0.08."""
+        with torch.autocast(z1.device.type, enabled=False):
+            if keys is None:
+                loss, pushed = info_nce(z1, z2, self.temperature, queue=self.queue), z2
+            else:
+                k1, k2 = keys
+                loss = (momentum_info_nce(z1, k2, self.temperature, self.queue) +
+                        momentum_info_nce(z2, k1, self.temperature, self.queue)) / 2
+                pushed = k2
         if self.training and self.queue_size:
             self._enqueue(pushed)
         return loss
