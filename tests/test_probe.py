@@ -1,10 +1,13 @@
 """vitlab/train/probe.py and `vitlab tau-report` on tiny pretraining runs."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
+from vitlab.analysis.tau import tau_report
 from vitlab.cli import main
+from vitlab.errors import ConfigError
 from vitlab.data import Normalize, load_data
 from vitlab.train import load_model, load_run_config
 from vitlab.train.checkpoint import load_tensors
@@ -207,3 +210,25 @@ def test_tau_report_reads_a_sweep_folder_and_summarises_each_tau_over_its_seeds(
     assert "best τ by knn_acc" in printed and "fixed encoder" in printed
     assert main(["tau-report", str(sweep), "--reference", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 2
     assert "is not one of the runs" in capsys.readouterr().err
+    # --features tokens: the accuracies come from each run's token-map probe (linear_tokens), not the pooled one
+    values = {}
+    for i, run in enumerate(sorted((sweep / "runs").iterdir())):
+        values[run.name] = 0.6 + 0.01 * i
+        (run / "probe.json").write_text(json.dumps({
+            "linear": {"val_acc": 0.1, "test_acc": 0.1},
+            "linear_tokens": {"val_acc": values[run.name], "test_acc": values[run.name] - 0.05},
+            **({"random_linear_tokens": {"val_acc": 0.55, "test_acc": 0.5}} if i == 0 else {})}))
+    assert main(["tau-report", str(sweep), "--features", "tokens", "--out", str(tmp_path / "tok"), "--images", "8"]) == 0
+    printed = capsys.readouterr().out
+    rows = json.loads((tmp_path / "tok" / "tau_report.json").read_text())
+    assert {Path(r["run"]).name: r["probe_acc"] for r in rows} == pytest.approx(values)
+    summary = json.loads((tmp_path / "tok" / "tau_summary.json").read_text())
+    assert summary["features"] == "tokens" and summary["best"]["metric"] == "probe_acc"
+    by_tau = {r["tau"]: r for r in summary["by_tau"]}
+    assert by_tau[1.0]["probe_acc"] == pytest.approx((0.62 + 0.63) / 2)  # the runs in name order: 0.2 s0, s1, 1.0 s0, s1
+    assert by_tau[1.0]["probe_test_acc"] == pytest.approx((0.57 + 0.58) / 2)
+    assert summary["best"]["tau"] == 1.0 and summary["best"]["neighbours"][0]["difference"] == pytest.approx(0.02)
+    assert "linear probe on the tokens features" in printed and "random encoder" in printed and "val 0.5500" in printed
+    with pytest.raises(ConfigError, match="'patches' is not one of"):  # the API's check (argparse's for the CLI)
+        tau_report(sweep, tmp_path / "bad", features="patches")
+    assert not (tmp_path / "bad").exists()

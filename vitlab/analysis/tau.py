@@ -73,14 +73,17 @@ def view_embeddings(run_dir, images: int):
     return cfg, z[0], z[1]
 
 
-def _run_summary(run_dir, images: int) -> tuple[dict, tuple[torch.Tensor, torch.Tensor]]:
+def _run_summary(run_dir, images: int, features: str = "pooled") -> tuple[dict, tuple[torch.Tensor, torch.Tensor]]:
     """τ, seed, the negative-weight profile of the run's own encoder on ``images`` validation images
-    (:func:`view_embeddings`), final validation alignment/uniformity/kNN from metrics.json, linear-probe
-    accuracies from probe.json; and the embeddings (z1, z2), for the fixed-encoder profile."""
+    (:func:`view_embeddings`), final validation alignment/uniformity/kNN from metrics.json, the accuracies of the
+    linear probes on ``features`` (and of the pixel probe) from probe.json; and the embeddings (z1, z2), for the
+    fixed-encoder profile."""
     import json
     from pathlib import Path
 
-    run_dir = Path(run_dir)
+    from ..train.probe import probe_entry
+
+    run_dir, key = Path(run_dir), probe_entry(features)
     cfg, *z = view_embeddings(run_dir, images)
     profile = weight_profile(z[0], z[1], cfg.pretrain.tau)
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
@@ -89,9 +92,9 @@ def _run_summary(run_dir, images: int) -> tuple[dict, tuple[torch.Tensor, torch.
             "top1pct": profile["top1pct"], "top10pct": profile["top10pct"], "top10": profile["top10"],
             "alignment": metrics.get("val_alignment"), "uniformity": metrics.get("val_uniformity"),
             "knn_acc": metrics.get("val_knn_acc"),
-            "probe_acc": probe.get("linear", {}).get("val_acc"),
-            "probe_test_acc": probe.get("linear", {}).get("test_acc"),
-            "random_probe_acc": probe.get("random_linear", {}).get("val_acc"),
+            "probe_acc": probe.get(key, {}).get("val_acc"),
+            "probe_test_acc": probe.get(key, {}).get("test_acc"),
+            "random_probe_acc": probe.get(f"random_{key}", {}).get("val_acc"),
             "pixels_probe_acc": probe.get("pixels", {}).get("val_acc")}, (z[0], z[1])
 
 
@@ -169,24 +172,28 @@ def sweep_runs(paths) -> list:
     return found
 
 
-def tau_report(runs, out, images: int = 256, reference=None) -> list[dict]:
+def tau_report(runs, out, images: int = 256, reference=None, features: str = "pooled") -> list[dict]:
     """Write hardness.png, align_uniform.png, probe_vs_tau.png, tau_report.json (one row per run) and
     tau_summary.json (per τ: mean ± std over seeds, the fixed-encoder profile, the best τ against its neighbours)
     for a τ sweep (run folders, or a sweep folder); returns the per-run rows sorted by τ then seed.
 
     ``reference``: the run whose encoder gives the fixed-encoder profile (default: the run of the sweep's median τ
-    with the lowest seed)."""
+    with the lowest seed). ``features``: which linear probe of probe.json the accuracies are read from (what
+    ``vitlab probe --features`` read: pooled, blocks or tokens)."""
     from pathlib import Path
 
     from ..configio import save_json
     from ..train.plots import plt
+    from ..train.tasks.pretrain import PROBE_FEATURES
 
     if images < 2:
         raise ConfigError(f"--images must be >= 2 (a negative needs two samples), got {images}")
+    if features not in PROBE_FEATURES:
+        raise ConfigError(f"probe features={features!r} is not one of {PROBE_FEATURES}")
     runs = sweep_runs(runs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    summaries = [_run_summary(r, images) for r in runs]
+    summaries = [_run_summary(r, images, features) for r in runs]
     order = sorted(range(len(summaries)), key=lambda i: (summaries[i][0]["tau"], summaries[i][0]["seed"]))
     rows = [summaries[i][0] for i in order]
     taus = sorted({r["tau"] for r in rows})
@@ -245,8 +252,9 @@ def tau_report(runs, out, images: int = 256, reference=None) -> list[dict]:
 
     # (c) linear-probe (and kNN) accuracy against τ, mean ± std over seeds
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label, marker in (("probe_acc", "linear probe", "o-"), ("knn_acc", "kNN (k from config)", "s--"),
-                               ("random_probe_acc", "random encoder, linear probe", "x:"),
+    for key, label, marker in (("probe_acc", f"linear probe ({features})", "o-"),
+                               ("knn_acc", "kNN (k from config)", "s--"),
+                               ("random_probe_acc", f"random encoder, linear probe ({features})", "x:"),
                                ("pixels_probe_acc", "raw pixels, linear probe", "d-.")):
         pts = [r for r in by_tau if key in r]
         if pts:
@@ -260,7 +268,7 @@ def tau_report(runs, out, images: int = 256, reference=None) -> list[dict]:
     fig.savefig(out / "probe_vs_tau.png", dpi=100)
     plt.close(fig)
     save_json(out / "tau_report.json", [{k: v for k, v in r.items() if k != "sorted"} for r in rows])
-    save_json(out / "tau_summary.json", {"by_tau": by_tau, "best": best, "fixed_encoder": {
+    save_json(out / "tau_summary.json", {"features": features, "by_tau": by_tau, "best": best, "fixed_encoder": {
         "run": reference_run["run"], "tau": reference_run["tau"],
         "profiles": [{k: v for k, v in f.items() if k != "sorted"} for f in fixed]}})
     return rows

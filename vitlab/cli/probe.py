@@ -6,6 +6,8 @@ from pathlib import Path
 
 from .common import CLIError, no_extra
 
+FEATURES = ("pooled", "blocks", "tokens")  # vitlab.train.tasks.pretrain.PROBE_FEATURES, without importing torch
+
 
 def cmd_probe(args, rest: list[str]) -> int:
     from ..train.probe import probe
@@ -36,7 +38,7 @@ def cmd_tau_report(args, rest: list[str]) -> int:
     no_extra(rest)
     first = Path(args.runs[0])
     out = Path(args.out) if args.out else (first if (first / "runs").is_dir() else first.parent) / "tau-report"
-    table = tau_report(args.runs, out, images=args.images, reference=args.reference)
+    table = tau_report(args.runs, out, images=args.images, reference=args.reference, features=args.features)
     print(f"{'tau':>6} {'seed':>5} {'align':>7} {'unif':>7} {'top1%':>7} {'top10%':>7} {'knn':>7} {'probe':>7}  run")
     fmt = lambda v: f"{v:7.4f}" if isinstance(v, float) else f"{'-':>7}"  # noqa: E731
     for r in table:
@@ -45,11 +47,19 @@ def cmd_tau_report(args, rest: list[str]) -> int:
     summary = json.loads((out / "tau_summary.json").read_text())
     ms = lambda r, k: f"{r[k]:.4f} ± {r[k + '_std']:.4f}" if k in r else "-"  # noqa: E731
     fixed = {f["tau"]: f for f in summary["fixed_encoder"]["profiles"]}
-    print(f"\nper τ (mean ± std over seeds; fixed encoder: the τ={summary['fixed_encoder']['tau']:g} run's)")
-    print(f"{'tau':>6} {'n':>3} {'probe':>17} {'knn':>17} {'top1% own':>17} {'top1% fixed':>11} {'top10% fixed':>12}")
+    print(f"\nper τ (mean ± std over seeds; probe: linear on the {args.features} features; fixed encoder: the "
+          f"τ={summary['fixed_encoder']['tau']:g} run's)")
+    print(f"{'tau':>6} {'n':>3} {'probe (val)':>17} {'probe (test)':>17} {'knn':>17} {'alignment':>17} "
+          f"{'uniformity':>17} {'top1% own':>17} {'top1% fixed':>11} {'top10% fixed':>12}")
     for r in summary["by_tau"]:
-        print(f"{r['tau']:6.3g} {r['n']:3d} {ms(r, 'probe_acc'):>17} {ms(r, 'knn_acc'):>17} {ms(r, 'top1pct'):>17} "
+        print(f"{r['tau']:6.3g} {r['n']:3d} {ms(r, 'probe_acc'):>17} {ms(r, 'probe_test_acc'):>17} "
+              f"{ms(r, 'knn_acc'):>17} {ms(r, 'alignment'):>17} {ms(r, 'uniformity'):>17} {ms(r, 'top1pct'):>17} "
               f"{fixed[r['tau']]['top1pct']:11.4f} {fixed[r['tau']]['top10pct']:12.4f}")
+    for key, what in (("random_probe_acc", f"a random encoder, linear probe on the {args.features} features"),
+                      ("pixels_probe_acc", "the raw pixels, linear probe")):
+        seen = [r for r in table if r[key] is not None]
+        if seen:
+            print(f"baseline, {what}: val {seen[0][key]:.4f} (probe.json of {seen[0]['run']})")
     best = summary["best"]
     if best:
         sides = "; ".join(f"vs τ={n['tau']:g}: {100 * n['difference']:+.2f} points" +
@@ -72,7 +82,7 @@ def add_probe_commands(sub) -> None:
                                                          "the run's architecture instead of its weights")
     p.add_argument("--pixels", action="store_true", help="the baseline: the same linear probe on the run's raw "
                                                          "pixels, no encoder (entry 'pixels' of probe.json)")
-    p.add_argument("--features", choices=("pooled", "blocks", "tokens"), default="pooled",
+    p.add_argument("--features", choices=FEATURES, default="pooled",
                    help="what the linear probe reads: the pooled features the loss saw (SimCLR's protocol), the "
                         "pooled output of each of the last 4 blocks concatenated (DINO's), or the final patch-token "
                         "map flattened (entries linear_blocks / linear_tokens of probe.json)")
@@ -93,4 +103,7 @@ def add_probe_commands(sub) -> None:
                    help="validation images for the negative-weight profiles")
     p.add_argument("--reference", metavar="RUN", help="the run whose encoder gives the fixed-encoder profile "
                                                       "(default: the median τ's, lowest seed)")
+    p.add_argument("--features", choices=FEATURES, default="pooled",
+                   help="which linear probe of each run's probe.json the accuracies come from (what `vitlab probe "
+                        "--features` read)")
     p.set_defaults(func=cmd_tau_report)

@@ -156,8 +156,7 @@ def probe(run_dir: str | Path, *, finetune_all: bool = False, random: bool = Fal
     else:
         result = _linear(run_dir, cfg, random=random, device=device, threads=threads, features=features,
                          **{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None})
-    mode = "pixels" if pixels else ("random_" if random else "") + ("finetune" if finetune_all else "linear")
-    mode += "" if features == "pooled" else f"_{features}"
+    mode = probe_entry(features, random=random, finetune=finetune_all, pixels=pixels)
     path = run_dir / PROBE_FILE
     results = json.loads(path.read_text()) if path.is_file() else {}
     results[mode] = result
@@ -165,6 +164,14 @@ def probe(run_dir: str | Path, *, finetune_all: bool = False, random: bool = Fal
     log.info("%s probe of %s: val accuracy %.4f, test accuracy %.4f", mode, run_dir, result["val_acc"],
              result["test_acc"])
     return {"mode": mode, **result}
+
+
+def probe_entry(features: str = "pooled", *, random: bool = False, finetune: bool = False,
+                pixels: bool = False) -> str:
+    """The name of a probe's entry in probe.json: ``linear``, ``random_linear``, ``linear_tokens``,
+    ``random_finetune``, ``pixels``, ..."""
+    mode = "pixels" if pixels else ("random_" if random else "") + ("finetune" if finetune else "linear")
+    return mode + ("" if features == "pooled" else f"_{features}")
 
 
 def _linear(run_dir: Path, cfg: RunConfig, *, random: bool, device: str, threads: int, features: str,
