@@ -4,6 +4,7 @@ The runs are small (a 2-block, 32-wide ViT, or smaller) so the whole file takes 
 setting that matters for the numbers is pinned here, so tuning the digits recipe does not move them.
 """
 import json
+import math
 import re
 import struct
 import zlib
@@ -409,26 +410,38 @@ def test_precision_setting(tmp_path):
     assert not isinstance(autocast_for("fp32", torch.device("cuda")), torch.autocast)
 
 
-def test_auto_precision_takes_bf16_on_a_cpu_with_bf16_instructions_for_a_long_run(monkeypatch):
-    """precision=auto on a CPU: bf16 only where the cores have bf16 instructions and the run has at least
-    COMPILE_MIN_STEPS steps; fp32 and bf16 are what they say whatever the CPU. cpu_has_bf16 agrees with the flags
-    the Linux kernel lists for this CPU in /proc/cpuinfo."""
+def test_auto_precision_takes_bf16_on_a_cpu_where_bf16_measures_faster_for_a_long_run(monkeypatch):
+    """precision=auto on a CPU: bf16 only where a bf16 matmul measures at least BF16_MIN_SPEEDUP times fp32's and
+    the run has at least COMPILE_MIN_STEPS steps; fp32 and bf16 are what they say whatever the CPU. cpu_has_bf16
+    agrees with the flags the Linux kernel lists for this CPU in /proc/cpuinfo; without them nothing is timed."""
     from vitlab.train import loop
 
     cpu, long_run = torch.device("cpu"), loop.COMPILE_MIN_STEPS
     layer, x = torch.nn.Linear(4, 3), torch.randn(2, 4)
-    for native in (True, False):
-        monkeypatch.setattr(loop, "cpu_has_bf16", lambda native=native: native)
-        for precision, steps, dtype in (("auto", long_run, torch.bfloat16 if native else torch.float32),
+    for speedup in (1.9, loop.BF16_MIN_SPEEDUP, 1.2, 0.75, 0.0):
+        monkeypatch.setattr(loop, "cpu_bf16_speedup", lambda threads, speedup=speedup: speedup)
+        faster = speedup >= loop.BF16_MIN_SPEEDUP
+        for precision, steps, dtype in (("auto", long_run, torch.bfloat16 if faster else torch.float32),
                                         ("auto", long_run - 1, torch.float32), ("fp32", long_run, torch.float32),
                                         ("bf16", 1, torch.bfloat16)):
             with loop.autocast_for(precision, cpu, steps):
-                assert layer(x).dtype == dtype, (native, precision, steps)
+                assert layer(x).dtype == dtype, (speedup, precision, steps)
     monkeypatch.undo()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         flags = set(next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")).split())
         assert loop.cpu_has_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
+    loop.cpu_bf16_speedup.cache_clear()
+    threads = torch.get_num_threads()
+    measured = loop.cpu_bf16_speedup(1)
+    assert (measured > 0 and math.isfinite(measured)) if loop.cpu_has_bf16() else measured == 0.0
+    assert torch.get_num_threads() == threads  # the caller's thread count is back
+    assert loop.cpu_bf16_speedup(1) == measured  # measured once a process
+    loop.cpu_bf16_speedup.cache_clear()
+    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(torch, "randn", lambda *a, **k: pytest.fail("timed a matmul on a CPU without bf16"))
+    assert loop.cpu_bf16_speedup(1) == 0.0
+    loop.cpu_bf16_speedup.cache_clear()
 
 
 def test_a_bf16_run_on_the_cpu_trains_what_the_fp32_run_trains(tmp_path):

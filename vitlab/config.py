@@ -442,9 +442,9 @@ class RunConfig:
     # torch.compile the training step: auto = on CUDA, and on a CPU for a run of >= 2,000 steps, which repays the
     # 15-60 s of compiling (vitlab.train.loop.compile_step; the gain per step: benchmarks/step_speed.md)
     compile: str = "auto"  # auto | on | off
-    # bf16 autocast of the forward passes: auto = on CUDA, and on a CPU with bf16 instructions (AVX512-BF16, AMX) for
-    # runs of >= 2,000 steps (1.4-1.9x a step there, many times slower on CPUs without; vitlab.train.loop.autocast_for);
-    # bf16 = on any device; fp32 = never
+    # bf16 autocast of the forward passes: auto = on CUDA, and on a CPU for runs of >= 2,000 steps where a bf16 matmul
+    # measures >= 1.25x fp32's (a step 1.9x faster on one AVX512-BF16 CPU, 1.3x slower on another, many times slower
+    # without bf16 instructions; vitlab.train.loop.autocast_for); bf16 = on any device; fp32 = never
     precision: str = "auto"  # auto | fp32 | bf16
     progress: bool = True
     ckpt_every: int = 0  # also checkpoint every N optimiser steps inside an epoch; 0: only at epoch ends

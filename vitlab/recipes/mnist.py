@@ -21,7 +21,7 @@ def fashion_mnist() -> RunConfig:
     is a time budget, not an epoch count (``optim.time_budget_s``): as many whole epochs as fit 840 s of training
     at the pace of the first (14-15 on the 2-core AMD EPYC host of benchmarks/fashion.md, ~1,000 images/s in bf16;
     9-10 in fp32, ~700 images/s), so one recipe takes the same minutes on a slow host and a fast one, and epochs
-    that slow down are cut. ``precision = auto`` runs it in bf16 where the CPU has bf16 instructions.
+    that slow down are cut. ``precision = auto`` runs it in bf16 where a bf16 matmul measures faster than fp32.
     Horizontal flips and random erasing (p 0.25): random crops slowed learning within the budget (validation
     91.1% against 91.5% with flips alone, 12 and 11 epochs), and the flips-only run ended 2.9 points above its
     validation accuracy in training, random erasing 2.2 (benchmarks/fashion_screen.md). Measured (3 seeds, 2
@@ -46,7 +46,7 @@ def mnist() -> RunConfig:
     (``--data.augment digits``, translate 0.1, rotate 10°, scale 0.1) scored 99.23% on validation against 99.38%
     without, both 4 epochs (one seed each, benchmarks/mnist_screen.md); no flips (2/5, 6/9). Measured
     (benchmarks/mnist.md, 3 seeds, 2 threads, alone, fp32): 99.47 ± 0.02% test after 7 epochs, 517 ± 12 s of
-    training, 551 ± 13 s for the command; in bf16 (``precision = auto`` on a CPU with bf16 instructions;
+    training, 551 ± 13 s for the command; in bf16 (``precision = auto`` on the AMD host, where bf16 measures faster;
     benchmarks/mnist_bf16.md, one seed) 99.45% after 9 epochs, 496 s, 528 s.
     """
     return RunConfig(

@@ -13,7 +13,7 @@ def pretrain_fashion_mnist() -> RunConfig:
     blocks of width 96, max pooling (0.50 M parameters with the projection head). Views: random resized crop
     (40-100% of the area), horizontal flips (a mirrored shoe is still a shoe), small shifts. The run is a time
     budget: as many whole epochs as fit 3,300 s of training (``optim.time_budget_s``; at most 40), with bf16
-    autocast where the CPU has bf16 instructions (``precision = auto``).
+    autocast where the CPU computes bf16 faster than fp32 (``precision = auto``).
 
     Measured (benchmarks/pretrain_hour.md, one seed, 2 threads, alone, bf16 on an AVX512-BF16 AMD EPYC): 27
     epochs, 3,131 s of training (3,759 s for the command, with the kNN monitor after every epoch). The linear probe

@@ -17,6 +17,7 @@ running sums (vitlab.train.checkpoint).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -383,8 +384,8 @@ def compile_step(trained: torch.nn.Module, setting: str, device: torch.device, t
 
 
 def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16): the CPUs where bf16 autocast is faster
-    than fp32 rather than many times slower."""
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX-BF16). Without them bf16 autocast is many times
+    slower than fp32; with them it may be faster or slower (:func:`cpu_bf16_speedup`)."""
     try:
         caps = torch.cpu.get_capabilities()
     except (AttributeError, RuntimeError):  # a torch without it: assume none
@@ -392,18 +393,52 @@ def cpu_has_bf16() -> bool:
     return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
 
 
+BF16_MIN_SPEEDUP = 1.25  # precision=auto takes bf16 on a CPU whose bf16 matmul is at least this much faster
+
+
+@functools.cache
+def cpu_bf16_speedup(threads: int) -> float:
+    """How much faster this CPU multiplies bf16 than fp32 matrices on ``threads`` threads (fp32 time / bf16 time,
+    the best of 5 each, a (1024, 768) @ (768, 768) product: a ViT block's shapes); 0.0, untimed, without bf16
+    instructions. Measured because the flags do not decide it: a step was 1.86x faster in bf16 on an AMD EPYC with
+    AVX512-BF16 and 1.33x slower on an Intel Xeon with AVX512-BF16 but no AMX (benchmarks/cpu_bf16.md)."""
+    if not cpu_has_bf16():
+        return 0.0
+
+    def best_time(a: torch.Tensor, b: torch.Tensor) -> float:
+        a @ b  # warm-up
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(1024, 768), torch.randn(768, 768)
+        return best_time(a, b) / best_time(a.bfloat16(), b.bfloat16())
+    finally:
+        torch.set_num_threads(previous)
+
+
 def autocast_for(precision: str, device: torch.device, total_steps: int = 0):
     """The context the forward passes run in (RunConfig.precision): bf16 autocast, or plain fp32.
 
-    ``auto`` takes bf16 on CUDA, and on a CPU with bf16 instructions (``cpu_has_bf16``) for a run of at least
-    COMPILE_MIN_STEPS steps: there a Fashion-MNIST step is 1.9x faster (benchmarks/step_speed.md, AMD EPYC with
-    AVX512-BF16), while CPUs without them run it many times slower, and a short run (the default digits job, the
-    tests) gains seconds at most and keeps fp32's exact numbers. ``bf16`` and ``fp32`` force it on or off. The
-    weights, the optimiser and the losses stay fp32."""
-    native_cpu = device.type == "cpu" and total_steps >= COMPILE_MIN_STEPS and cpu_has_bf16()
-    if precision == "bf16" or (precision == "auto" and (device.type == "cuda" or native_cpu)):
-        if precision == "auto" and device.type == "cpu":
-            log.info("bf16 autocast (precision=auto: %s steps on a CPU with bf16 instructions)", f"{total_steps:,}")
+    ``auto`` takes bf16 on CUDA, and on a CPU for a run of at least COMPILE_MIN_STEPS steps when a bf16 matmul is at
+    least BF16_MIN_SPEEDUP times faster than fp32 there (:func:`cpu_bf16_speedup`, rank 0's measurement for every
+    process): a short run (the default digits job, the tests) gains seconds at most and keeps fp32's exact numbers.
+    ``bf16`` and ``fp32`` force it on or off. The weights, the optimiser and the losses stay fp32."""
+    if precision == "auto" and device.type == "cpu" and total_steps >= COMPILE_MIN_STEPS:
+        speedup = gather_objects(cpu_bf16_speedup(torch.get_num_threads()))[0]
+        if speedup >= BF16_MIN_SPEEDUP:
+            log.info("bf16 autocast (precision=auto: %s steps; a bf16 matmul is %.2fx fp32's on this CPU)",
+                     f"{total_steps:,}", speedup)
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        if speedup > 0:
+            log.info("fp32 (precision=auto: a bf16 matmul is only %.2fx fp32's on this CPU)", speedup)
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
