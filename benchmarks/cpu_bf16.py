@@ -10,27 +10,15 @@ recipe model's training step as the engine ships it for a long run (compiled, fu
 from __future__ import annotations
 
 import statistics
-import time
 
 import torch
 
 from machine import header, load_now
-from step_speed import alternate, cell, shipped_step
+from step_speed import alternate, cell, matmul_gflops, shipped_step
 
 from vitlab import ViT
 from vitlab.recipes.mnist import fashion_mnist
 from vitlab.train.loop import BF16_MIN_SPEEDUP, cpu_bf16_speedup, cpu_has_bf16
-
-
-def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
 def main() -> None:
@@ -47,7 +35,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for threads in (2, 1):
         torch.set_num_threads(threads)
-        fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
+        fp32, bf16 = matmul_gflops(dtype=torch.float32), matmul_gflops(dtype=torch.bfloat16)
         speedup = cpu_bf16_speedup(threads)
         torch.manual_seed(0)
         steps = {p: shipped_step(ViT(fashion_mnist().model).train(), x, y, compiled=True, cpu_bf16=p == "bf16")
