@@ -401,7 +401,7 @@ def cpu_bf16_speedup(threads: int) -> float:
     """How much faster this CPU multiplies bf16 than fp32 matrices on ``threads`` threads (fp32 time / bf16 time,
     the best of 5 each, a (1024, 768) @ (768, 768) product: a ViT block's shapes); 0.0, untimed, without bf16
     instructions. Measured because the flags do not decide it: a step was 1.86x faster in bf16 on an AMD EPYC with
-    AVX512-BF16 and 1.33x slower on an Intel Xeon with AVX512-BF16 but no AMX (benchmarks/cpu_bf16.md)."""
+    AVX512-BF16 and 1.27x slower on an Intel Xeon with AVX512-BF16 but no AMX (benchmarks/cpu_bf16.md)."""
     if not cpu_has_bf16():
         return 0.0
 
