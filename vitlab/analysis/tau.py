@@ -83,7 +83,7 @@ def _run_summary(run_dir, images: int, features: str = "pooled") -> tuple[dict, 
 
     from ..train.probe import probe_entry
 
-    run_dir, key = Path(run_dir), probe_entry(features)
+    run_dir, key, random_key = Path(run_dir), probe_entry(features), probe_entry(features, random=True)
     cfg, *z = view_embeddings(run_dir, images)
     profile = weight_profile(z[0], z[1], cfg.pretrain.tau)
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
@@ -94,7 +94,7 @@ def _run_summary(run_dir, images: int, features: str = "pooled") -> tuple[dict, 
             "knn_acc": metrics.get("val_knn_acc"),
             "probe_acc": probe.get(key, {}).get("val_acc"),
             "probe_test_acc": probe.get(key, {}).get("test_acc"),
-            "random_probe_acc": probe.get(f"random_{key}", {}).get("val_acc"),
+            "random_probe_acc": probe.get(random_key, {}).get("val_acc"),
             "pixels_probe_acc": probe.get("pixels", {}).get("val_acc")}, (z[0], z[1])
 
 
@@ -184,12 +184,11 @@ def tau_report(runs, out, images: int = 256, reference=None, features: str = "po
 
     from ..configio import save_json
     from ..train.plots import plt
-    from ..train.tasks.pretrain import PROBE_FEATURES
+    from ..train.probe import probe_entry
 
     if images < 2:
         raise ConfigError(f"--images must be >= 2 (a negative needs two samples), got {images}")
-    if features not in PROBE_FEATURES:
-        raise ConfigError(f"probe features={features!r} is not one of {PROBE_FEATURES}")
+    probe_entry(features)  # an unknown name fails here, before any run is read
     runs = sweep_runs(runs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

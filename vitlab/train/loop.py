@@ -431,7 +431,8 @@ def autocast_for(precision: str, device: torch.device, total_steps: int = 0):
     process): a short run (the default digits job, the tests) gains seconds at most and keeps fp32's exact numbers.
     ``bf16`` and ``fp32`` force it on or off. The weights, the optimiser and the losses stay fp32."""
     if precision == "auto" and device.type == "cpu" and total_steps >= COMPILE_MIN_STEPS:
-        speedup = gather_objects(cpu_bf16_speedup(torch.get_num_threads()))[0]
+        threads = torch.get_num_threads()  # rank 0 alone times it: ranks timing side by side would slow each other
+        speedup = gather_objects(on_main_process(lambda: cpu_bf16_speedup(threads)))[0]
         if speedup >= BF16_MIN_SPEEDUP:
             log.info("bf16 autocast (precision=auto: %s steps; a bf16 matmul is %.2fx fp32's on this CPU)",
                      f"{total_steps:,}", speedup)

@@ -139,8 +139,7 @@ def probe(run_dir: str | Path, *, finetune_all: bool = False, random: bool = Fal
                           f"(task='pretrain')")
     if pixels and (finetune_all or random):
         raise ConfigError("the pixel probe has no encoder: pixels cannot be combined with finetune_all or random")
-    if features not in PROBE_FEATURES:
-        raise ConfigError(f"probe features={features!r} is not one of {PROBE_FEATURES}")
+    mode = probe_entry(features, random=random, finetune=finetune_all, pixels=pixels)  # checks the name
     if features != "pooled" and (pixels or finetune_all):
         raise ConfigError(f"features={features!r} chooses what the linear probe reads of the encoder: it cannot be "
                           f"combined with pixels or finetune_all")
@@ -156,7 +155,6 @@ def probe(run_dir: str | Path, *, finetune_all: bool = False, random: bool = Fal
     else:
         result = _linear(run_dir, cfg, random=random, device=device, threads=threads, features=features,
                          **{k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None})
-    mode = probe_entry(features, random=random, finetune=finetune_all, pixels=pixels)
     path = run_dir / PROBE_FILE
     results = json.loads(path.read_text()) if path.is_file() else {}
     results[mode] = result
@@ -169,7 +167,9 @@ def probe(run_dir: str | Path, *, finetune_all: bool = False, random: bool = Fal
 def probe_entry(features: str = "pooled", *, random: bool = False, finetune: bool = False,
                 pixels: bool = False) -> str:
     """The name of a probe's entry in probe.json: ``linear``, ``random_linear``, ``linear_tokens``,
-    ``random_finetune``, ``pixels``, ..."""
+    ``random_finetune``, ``pixels``, ...; a ConfigError for ``features`` not in PROBE_FEATURES."""
+    if features not in PROBE_FEATURES:
+        raise ConfigError(f"probe features={features!r} is not one of {PROBE_FEATURES}")
     mode = "pixels" if pixels else ("random_" if random else "") + ("finetune" if finetune else "linear")
     return mode + ("" if features == "pooled" else f"_{features}")
 
