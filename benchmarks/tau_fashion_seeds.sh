@@ -2,9 +2,10 @@
 # τ with error bars (issue 15): `vitlab sweep pretrain.tau=...` over the fashion-mnist pretraining recipe's encoder
 # at a 2-epoch schedule with grey jitter (the screen of benchmarks/pretrain_grey_jitter.md: the recipe's hour does
 # not fit 15 runs on this machine; a run here is ~8 minutes), 5 τ × 3 seeds in two sweeps, every run probed
-# linearly on its pooled features (SimCLR's protocol; ~1.5 min a probe), the τ = 0.05 seed-0 run also on its final token map (~4 min: the schedule's check against the pixels), then
-# `vitlab tau-report` over all runs. The random-encoder and pixel baselines of this architecture, split and probe are
-# in benchmarks/pretrain_hour.md. Settings are read on the validation split; test is printed beside it.
+# linearly on its pooled features (SimCLR's protocol; ~1.5 min a probe), the τ = 0.05 seed-0 run also on its final
+# token map (~4 min: the schedule's check against the pixels), then `vitlab tau-report` over all runs. The
+# random-encoder and pixel baselines of this architecture, split and probe are in benchmarks/pretrain_hour.md.
+# Settings are read on the validation split; test is printed beside it.
 # Fixed epochs (no time budget), so the runs do not depend on the machine's load. Needs dataset-fashion-mnist.
 #   OUT=/tmp/tau3 bash benchmarks/tau_fashion_seeds.sh > benchmarks/tau_seeds.md   (figures in benchmarks/tau_seeds/)
 # A second call with the same OUT reuses the finished sweeps and probes.
