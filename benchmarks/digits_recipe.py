@@ -12,6 +12,7 @@ measured alone).
 
     python benchmarks/digits_recipe.py > benchmarks/digits_recipe.md                # 5 folds x 2 seeds a row
     python benchmarks/digits_recipe.py --only 8-14 > benchmarks/digits_recipe_round2.md   # the second round
+    python benchmarks/digits_recipe.py --only 0,15-18 > benchmarks/digits_recipe_round3.md  # weight averages
     python benchmarks/digits_recipe.py --folds 1 --seeds 0 1 2 3 4                 # the first round's protocol
 """
 from __future__ import annotations
@@ -45,6 +46,11 @@ VARIANTS = [
     ("shifts of up to ±1 px only", {"data.augment": "digits", "data.translate": 0.125, "data.rotate": 0.0,
                                     "data.scale": 0.0}),
     ("MixUp 0.2", {"data.mixup": 0.2}),
+    # round 3 (--only 0,15-18): an exponential moving average of the weights (optim.ema), the recipe beside it
+    ("weight average (optim.ema) 0.98", {"optim.ema": 0.98}),
+    ("weight average 0.99", {"optim.ema": 0.99}),
+    ("weight average 0.995", {"optim.ema": 0.995}),
+    ("weight average 0.99, 35 epochs", {"optim.ema": 0.99, "optim.epochs": 35}),
 ]
 
 
@@ -52,10 +58,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=5, help="validation splits (data.val_fold 0..N-1)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--only", default="0-7", help="rows of VARIANTS to run, e.g. 0-7 (round 1) or 8-14")
+    parser.add_argument("--only", default="0-7", help="rows of VARIANTS to run, e.g. 0-7 (round 1), 8-14, 0,15-18")
     args = parser.parse_args()
-    lo, _, hi = args.only.partition("-")
-    rows = [(i, VARIANTS[i]) for i in range(int(lo), int(hi or lo) + 1)]
+    chosen = []
+    for part in args.only.split(","):
+        lo, _, hi = part.partition("-")
+        chosen += range(int(lo), int(hi or lo) + 1)
+    rows = [(i, VARIANTS[i]) for i in chosen]
     runs = [(fold, seed) for fold in range(args.folds) for seed in args.seeds]
     print("# How the digits recipe was found\n")
     print(header(1) + "\n")

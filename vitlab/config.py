@@ -255,6 +255,10 @@ class OptimConfig:
     # run keeps the most whole epochs that fit the budget at that epoch's pace (vitlab.train.schedule.epochs_within),
     # so one recipe takes the same minutes on a slow host and a fast one; evaluation time is not counted
     time_budget_s: float = 0.0
+    # > 0: the decay d of an exponential moving average of the weights (timm's and DeiT's model EMA), taken after
+    # every step with TensorFlow's warm-up, min(d, (1 + t) / (10 + t)); the average is what the run evaluates, keeps
+    # as best, tests and saves (vitlab.train.ema); 0 = off
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -272,6 +276,9 @@ class OptimConfig:
             raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {self.betas}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not (_finite(self.ema) and 0 <= self.ema < 1):
+            raise ConfigError(f"optim.ema must be in [0, 1) (0 turns the weight average off; 0.99-0.9999 are usual), "
+                              f"got {self.ema}")
         if not (_finite(self.layer_decay) and 0 < self.layer_decay <= 1):
             raise ConfigError(f"optim.layer_decay must be in (0, 1] (1 turns layer-wise decay off; fine-tuning "
                               f"typically uses 0.65-0.9), got {self.layer_decay}")

@@ -6,7 +6,8 @@ SHA-256 of its tensors (name, dtype, shape and bytes) in its header, checked on 
 disk are an error naming the file, not a silently different model.
 
 A training checkpoint (:func:`save_checkpoint`) holds the trained module's state dict (``model.*``; a MoCo
-queue travels in it as the loss module's extra state), the AdamW state (``optim.*``), the random states of
+queue travels in it as the loss module's extra state), with ``optim.ema`` the weight average's (``ema.*``: the
+model the run evaluates, so the one :func:`model_tensors` reads for use), the AdamW state (``optim.*``), the random states of
 every process (``rng.<rank>.*``), inside an epoch the running sums of the epoch's metrics (``loop.sum.*``),
 and in the header the step, the epoch, the batches done, the best validation metric so far and the run
 configuration. The learning rate is a pure function of the step and the data order of (seed, epoch), so
@@ -176,10 +177,13 @@ class Progress:
 
 
 def save_checkpoint(path: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg, progress: Progress,
-                    rng: list[RngState], extra: dict) -> None:
+                    rng: list[RngState], extra: dict, average: torch.nn.Module | None = None) -> None:
     """One training checkpoint (module docstring); ``rng`` holds every process's random state in rank order,
-    ``extra`` JSON-able metadata (normalisation statistics, class names, the epoch's validation metrics)."""
+    ``extra`` JSON-able metadata (normalisation statistics, class names, the epoch's validation metrics),
+    ``average`` the weight average's module (``optim.ema``)."""
     tensors = {f"model.{k}": v for k, v in module.state_dict().items()}
+    if average is not None:
+        tensors.update({f"ema.{k}": v for k, v in average.state_dict().items()})
     opt_tensors, opt_meta = optimizer_to_tensors(optimizer)
     tensors.update(opt_tensors)
     rng_meta = []
@@ -197,13 +201,19 @@ def save_checkpoint(path: Path, module: torch.nn.Module, optimizer: torch.optim.
 
 
 def restore_checkpoint(path: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                       device: torch.device) -> tuple[Progress, list[RngState], dict]:
-    """Load a training checkpoint into ``module`` and ``optimizer``; returns where the run stands, every
-    process's random state (rank order) and the header."""
+                       device: torch.device, average: torch.nn.Module | None = None
+                       ) -> tuple[Progress, list[RngState], dict]:
+    """Load a training checkpoint into ``module``, ``optimizer`` and the weight average's module ``average``;
+    returns where the run stands, every process's random state (rank order) and the header."""
     tensors, meta = load_tensors(path)
     try:
-        model_state = {k[len("model."):]: v.to(device) for k, v in tensors.items() if k.startswith("model.")}
-        load_model_state(module, model_state, str(path))
+        for prefix, into in (("model.", module), ("ema.", average)):
+            if into is not None:
+                state = {k[len(prefix):]: v.to(device) for k, v in tensors.items() if k.startswith(prefix)}
+                if not state and prefix == "ema.":
+                    raise CheckpointError(f"checkpoint {path} holds no weight average (ema.*): it was written by a "
+                                          f"run without optim.ema")
+                load_model_state(into, state, f"{path} (its weight average)" if prefix == "ema." else str(path))
         optimizer_from_tensors(optimizer, {k: v.to(device) for k, v in tensors.items() if k.startswith("optim.")},
                                meta["optimizer"])
         rng = [RngState.from_checkpoint({k[len(f"rng.{r}."):]: v for k, v in tensors.items()
@@ -228,10 +238,11 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 
 
 def model_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The model's tensors of a vitlab training checkpoint (stored under ``model.``, beside the optimiser's), or
-    ``tensors`` as they are."""
-    if any(k.startswith("model.") for k in tensors):
-        return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    """The model's tensors of a vitlab training checkpoint (stored under ``model.``, beside the optimiser's; with
+    ``optim.ema``, the weight average under ``ema.``: the model the run evaluated), or ``tensors`` as they are."""
+    for prefix in ("ema.", "model."):
+        if any(k.startswith(prefix) for k in tensors):
+            return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     return tensors
 
 

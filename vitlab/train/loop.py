@@ -1,7 +1,8 @@
 """The training loop, one for every task: a flat, commented sequence in the order nanoGPT made familiar.
 
-Per step: learning rate -> batch (read ahead) -> forward/loss (the task's ``step``) -> backward -> clip -> step -> log.
-Per epoch: evaluate on the validation split -> append metrics -> best checkpoint -> checkpoint. At the end:
+Per step: learning rate -> batch (read ahead) -> forward/loss (the task's ``step``) -> backward -> clip -> step ->
+weight average (``optim.ema``, vitlab.train.ema) -> log. Per epoch: evaluate (the average, when there is one) on the
+validation split -> append metrics -> best checkpoint -> checkpoint. At the end:
 the test split, once, and the files the run leaves. What a task adds (its data, model, step, evaluation,
 saved files and headline metric) is a small record in vitlab/train/tasks/; everything here is shared, so
 every task has every feature: torchrun/DDP, bf16 autocast on CUDA, Ctrl-C and SIGTERM, mid-epoch and
@@ -39,6 +40,7 @@ from ..models import ViT, count_params
 from .artifacts import MODEL_FILE
 from .checkpoint import (BEST, CHECKPOINT, STEP_CHECKPOINT, Progress, load_meta, restore_checkpoint,
                          save_checkpoint)
+from .ema import WeightAverage
 from .events import Events
 from .distributed import (agree, broadcast_buffers, data_parallel, each_process, gather_objects, is_distributed,
                           launched_by_torchrun, leaves_process_group, on_main_process, rank, setup_distributed, shard,
@@ -113,15 +115,19 @@ def _fit(cfg: RunConfig, *, resume: Path | None, rollback: Path | None, overwrit
     total_steps = cfg.optim.epochs * steps_per_epoch
     trained = compile_step(trained, cfg.compile, device, total_steps)
     optimizer = build_optimizer(module, cfg.optim, encoder)
+    average = WeightAverage(module, cfg.optim.ema) if cfg.optim.ema else None  # optim.ema: what is evaluated
     warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
     progress, rng = Progress(), None
     if source is not None:  # every process loads the same checkpoint, and normalises as the run always has
-        progress, rng, header = restore_checkpoint(source, module, optimizer, device)
+        progress, rng, header = restore_checkpoint(source, module, optimizer, device,
+                                                   average.module if average else None)
         stats = (header["mean"], header["std"]) if "mean" in header and "std" in header else None
     elif resume is not None:
         log.info("%s has no checkpoint yet: starting it again from step 0 with its saved configuration", resume)
     mean, std = stats or splits.train.channel_stats()
     skip_per_forward_check(module, mean, std)
+    if average is not None:
+        skip_per_forward_check(average.module, mean, std)
     ctx = Context(cfg, device, Normalize(mean, std).to(device), task.augment(cfg, splits).to(device),
                   splits.train.to(device), total_steps=total_steps)
 
@@ -129,7 +135,7 @@ def _fit(cfg: RunConfig, *, resume: Path | None, rollback: Path | None, overwrit
     folder = on_main_process(lambda: RunFolder.open(cfg, resume=resume is not None, overwrite=overwrite))
     run_dir = folder.path if folder is not None else Path(cfg.out_dir) / cfg.name
     try:
-        return _train(cfg, task, ctx, splits, module, trained, optimizer, progress, rng, run_dir,
+        return _train(cfg, task, ctx, splits, module, trained, optimizer, average, progress, rng, run_dir,
                       steps_per_epoch=steps_per_epoch, total_steps=total_steps, warmup_steps=warmup_steps,
                       resume=resume, rollback=rollback, argv=argv)
     finally:
@@ -137,8 +143,8 @@ def _fit(cfg: RunConfig, *, resume: Path | None, rollback: Path | None, overwrit
             folder.close()
 
 
-def _train(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, progress: Progress,
-           rng: list[RngState] | None, run_dir: Path, *, steps_per_epoch: int, total_steps: int, warmup_steps: int,
+def _train(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, average: WeightAverage | None,
+           progress: Progress, rng: list[RngState] | None, run_dir: Path, *, steps_per_epoch: int, total_steps: int, warmup_steps: int,
            resume: Path | None, rollback: Path | None, argv: list[str] | None) -> Path:
     main_process = rank() == 0
     metrics_path = run_dir / METRICS
@@ -168,16 +174,19 @@ def _train(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, pr
     events = Events(run_dir, enabled=cfg.tensorboard and main_process,
                     purge_step=progress.step if resume is not None else None)
     try:
-        return _epochs(cfg, task, ctx, splits, module, trained, optimizer, progress, rng, run_dir, meta, events,
+        return _epochs(cfg, task, ctx, splits, module, trained, optimizer, average, progress, rng, run_dir, meta,
+                       events,
                        steps_per_epoch=steps_per_epoch, total_steps=total_steps, warmup_steps=warmup_steps)
     finally:
         events.close()
 
 
-def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, progress: Progress,
-            rng: list[RngState] | None, run_dir: Path, meta: dict, events: Events, *, steps_per_epoch: int,
+def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, average: WeightAverage | None,
+            progress: Progress, rng: list[RngState] | None, run_dir: Path, meta: dict, events: Events, *, steps_per_epoch: int,
             total_steps: int, warmup_steps: int) -> Path:
     main_process, device = rank() == 0, ctx.device
+    evaluated = module if average is None else average.module  # validated, kept as best, tested and saved
+    averaged = {} if average is None else {"average": average.module}
     last_saved = replace(progress)  # what the newest checkpoint on disk holds (for messages)
     val_meta: dict = {}  # the validation metrics of the epoch a checkpoint ends
 
@@ -189,10 +198,11 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
         with _disk_full_is_one_line(run_dir, last_saved):
             path = run_dir / CHECKPOINT
             if best:  # the best first: a kill between the two leaves a best that is never behind the checkpoint
-                save_checkpoint(run_dir / BEST, module, optimizer, cfg, progress, states, {**meta, **val_meta})
+                save_checkpoint(run_dir / BEST, module, optimizer, cfg, progress, states, {**meta, **val_meta},
+                                **averaged)
                 atomic_copy(run_dir / BEST, path)
             else:
-                save_checkpoint(path, module, optimizer, cfg, progress, states, {**meta, **val_meta})
+                save_checkpoint(path, module, optimizer, cfg, progress, states, {**meta, **val_meta}, **averaged)
             if cfg.keep_last > 1:
                 atomic_copy(path, run_dir / STEP_CHECKPOINT.format(step=progress.step))
                 for old in step_checkpoints(run_dir)[:-cfg.keep_last]:
@@ -244,6 +254,8 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
                     raise TrainingDiverged(f"loss became {loss_value} at step {progress.step} (epoch {epoch + 1}); "
                                            f"stopped before the update; {_kept(run_dir, last_saved)}. Try a lower "
                                            f"optim.lr (now {cfg.optim.lr})")
+                if average is not None:
+                    average.update(progress.step)
                 events.step(progress.step, loss_value, lr)
                 progress.step += 1
                 if epoch == 0 and batch_no == WARM_STEPS and done < WARM_STEPS:
@@ -284,9 +296,12 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
             n = float(totals.pop("n"))
 
             # evaluate on the validation split, record, keep the best, checkpoint
-            broadcast_buffers(module)  # every process evaluates rank 0's model
+            broadcast_buffers(evaluated)  # every process evaluates rank 0's model
             with amp:
-                val = task.evaluate(module, splits.val, ctx)
+                val = task.evaluate(evaluated, splits.val, ctx)
+                if average is not None:  # the trained weights too, to show what averaging gains
+                    broadcast_buffers(module)
+                    val |= {f"trained_{k}": v for k, v in task.evaluate(module, splits.val, ctx).items()}
             value = val[task.metric]
             best = math.isfinite(value) and (progress.best_value is None or value > progress.best_value)
             if best:  # ties keep the earlier epoch
@@ -309,14 +324,14 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, p
                 raise TrainingInterrupted(_interrupted_message(run_dir, stop.signal_name, progress))
 
         # -- the test split, once, on the final model; the files the run leaves --------------------------------
-        broadcast_buffers(module)
+        broadcast_buffers(evaluated)
         with amp:
-            test = task.evaluate(module, splits.test, ctx)
+            test = task.evaluate(evaluated, splits.test, ctx)
     if not main_process:
         return run_dir
     with _disk_full_is_one_line(run_dir, last_saved):
         rows = read_rows(run_dir / METRICS)
-        task.save(run_dir / MODEL_FILE, module, meta)
+        task.save(run_dir / MODEL_FILE, evaluated, meta)
         final = {"task": cfg.task, "metric": f"val_{task.metric}", **{f"test_{k}": v for k, v in test.items()},
                  **{k: v for k, v in (rows[-1] if rows else {}).items() if k.startswith("val_")},
                  f"best_val_{task.metric}": progress.best_value, "best_epoch": progress.best_epoch,
