@@ -78,6 +78,7 @@ part cifar10 330 bash -c "mkdir -p /tmp/c && tar -C /tmp/c -xzf '$data/cifar10-j
     vitlab train --recipe cifar10 --data store:/tmp/c/store --device cuda --optim.batch_size 512 \
         --optim.lr 3e-3 --epochs 100 --name cifar10 --out_dir '$runs' -q"
 for run in fashion cifar10; do
-    [ -f "$runs/$run/metrics.json" ] && { say ""; say "### $run"; say '```json'; cat "$runs/$run/metrics.json" | tee -a "$report"; say '```'; }
+    [ -f "$runs/$run/metrics.json" ] || continue
+    say ""; say "### $run"; say '```json'; tee -a "$report" < "$runs/$run/metrics.json"; say '```'
 done
 exit 0

@@ -7,8 +7,9 @@ disk are an error naming the file, not a silently different model.
 
 A training checkpoint (:func:`save_checkpoint`) holds the trained module's state dict (``model.*``; a MoCo
 queue travels in it as the loss module's extra state), with ``optim.ema`` the weight average's (``ema.*``: the
-model the run evaluates, so the one :func:`model_tensors` reads for use), the AdamW state (``optim.*``), the random states of
-every process (``rng.<rank>.*``), inside an epoch the running sums of the epoch's metrics (``loop.sum.*``),
+model the run evaluates, so the one :func:`model_tensors` reads for use), the AdamW state (``optim.*``), the
+random states of every process (``rng.<rank>.*``), inside an epoch the running sums of the epoch's metrics
+(``loop.sum.*``),
 and in the header the step, the epoch, the batches done, the best validation metric so far and the run
 configuration. The learning rate is a pure function of the step and the data order of (seed, epoch), so
 nothing else is needed to continue bit for bit.

@@ -144,8 +144,8 @@ def _fit(cfg: RunConfig, *, resume: Path | None, rollback: Path | None, overwrit
 
 
 def _train(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, average: WeightAverage | None,
-           progress: Progress, rng: list[RngState] | None, run_dir: Path, *, steps_per_epoch: int, total_steps: int, warmup_steps: int,
-           resume: Path | None, rollback: Path | None, argv: list[str] | None) -> Path:
+           progress: Progress, rng: list[RngState] | None, run_dir: Path, *, steps_per_epoch: int, total_steps: int,
+           warmup_steps: int, resume: Path | None, rollback: Path | None, argv: list[str] | None) -> Path:
     main_process = rank() == 0
     metrics_path = run_dir / METRICS
     meta = {"task": cfg.task, "mean": ctx.normalize.mean.flatten().tolist(),
@@ -175,15 +175,14 @@ def _train(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, av
                     purge_step=progress.step if resume is not None else None)
     try:
         return _epochs(cfg, task, ctx, splits, module, trained, optimizer, average, progress, rng, run_dir, meta,
-                       events,
-                       steps_per_epoch=steps_per_epoch, total_steps=total_steps, warmup_steps=warmup_steps)
+                       events, steps_per_epoch=steps_per_epoch, total_steps=total_steps, warmup_steps=warmup_steps)
     finally:
         events.close()
 
 
 def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, average: WeightAverage | None,
-            progress: Progress, rng: list[RngState] | None, run_dir: Path, meta: dict, events: Events, *, steps_per_epoch: int,
-            total_steps: int, warmup_steps: int) -> Path:
+            progress: Progress, rng: list[RngState] | None, run_dir: Path, meta: dict, events: Events, *,
+            steps_per_epoch: int, total_steps: int, warmup_steps: int) -> Path:
     main_process, device = rank() == 0, ctx.device
     evaluated = module if average is None else average.module  # validated, kept as best, tested and saved
     averaged = {} if average is None else {"average": average.module}
