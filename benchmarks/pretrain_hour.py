@@ -6,11 +6,13 @@ that fit BUDGET seconds of training at the first epoch's pace; `--epochs 40` onl
 "an hour on 2 cores" an hour on one core beside another run; `--jobs 1 --threads 2` gives one run both cores). Arms:
 
 - `patch`: the recipe's earlier encoder (a 64-wide ViT on 4×4 patches, average pooling);
-- `conv`: the recipe as shipped, the classification recipe's encoder (96 wide, a 3×3-conv stem with stride-2
+- `conv`: the recipe without its grey jitter, the classification recipe's encoder (96 wide, a 3×3-conv stem with stride-2
   down-sampling and one more convolution at each resolution, max pooling; before the recipe took this encoder the
   arm passed it as flags, `--model.dim 96 --model.stem conv+stride --model.stem_depth 2 --model.pool max`, the
   run of benchmarks/pretrain_hour.md);
-- `conv-grey-jitter`: `conv` with random brightness and contrast in the views (`--pretrain.grey_jitter 0.4`).
+- `conv-grey-jitter`: `conv` with random brightness and contrast in the views (`--pretrain.grey_jitter 0.4`): the
+  recipe as shipped since it took the grey jitter (benchmarks/pretrain_hour_grey_jitter.md); `conv` now passes
+  `--pretrain.grey_jitter 0` to stay the run of benchmarks/pretrain_hour.md.
 
 Then, for every run, `vitlab probe RUN --features F` and `--random --features F` for F in pooled (SimCLR's protocol:
 the pooled features the loss saw), blocks (DINO's: the last four blocks' normed, pooled outputs side by side) and
@@ -36,8 +38,10 @@ from pathlib import Path
 
 from machine import header, load_now
 
-PATCH64 = ["--model.dim", "64", "--model.stem", "patch", "--model.stem_depth", "1", "--model.pool", "avg"]
-ARMS = {"patch": PATCH64, "conv": [], "conv-grey-jitter": ["--pretrain.grey_jitter", "0.4"]}
+PATCH64 = ["--model.dim", "64", "--model.stem", "patch", "--model.stem_depth", "1", "--model.pool", "avg",
+           "--pretrain.grey_jitter", "0"]
+ARMS = {"patch": PATCH64, "conv": ["--pretrain.grey_jitter", "0"],
+        "conv-grey-jitter": ["--pretrain.grey_jitter", "0.4"]}
 FEATURES = ("pooled", "blocks", "tokens")
 EXE = shutil.which("vitlab") or str(Path(sys.executable).with_name("vitlab"))
 

@@ -6,7 +6,8 @@
 #   EPOCHS=3 bash benchmarks/pretrain_levers.sh > benchmarks/pretrain_levers.md
 set -euo pipefail
 # the pretraining recipe as it was when this script's output was made (it is now the conv encoder of an hour)
-PATCH64="--model.dim 64 --model.stem patch --model.stem_depth 1 --model.pool avg --optim.time_budget_s 0 --precision fp32"
+PATCH64="--model.dim 64 --model.stem patch --model.stem_depth 1 --model.pool avg --optim.time_budget_s 0 --precision fp32
+         --pretrain.grey_jitter 0"
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"

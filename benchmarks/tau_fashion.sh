@@ -9,7 +9,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$(mktemp -d)}
 THREADS=${THREADS:-2}
-SHORT="--model.dim 64 --model.stem patch --model.stem_depth 1 --model.pool avg --epochs 2 --optim.time_budget_s 0"
+SHORT="--model.dim 64 --model.stem patch --model.stem_depth 1 --model.pool avg --epochs 2 --optim.time_budget_s 0
+       --pretrain.grey_jitter 0"
 echo "# What τ does: Fashion-MNIST, 2-epoch pretraining per τ"
 echo
 python "$here/machine.py" --threads "$THREADS"
