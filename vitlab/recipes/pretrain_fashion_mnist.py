@@ -22,8 +22,8 @@ def pretrain_fashion_mnist() -> RunConfig:
       7 and 10 epochs in 2,544 and 3,039 s of training): the pooled features the loss saw (SimCLR's protocol, the
       default of ``vitlab probe``) 84.23% / 85.22% and 85.23% / 85.38%, against 78.98% / 78.75% and 78.07% /
       78.40% for a random encoder of this architecture and 85.05% / 84.37% for logistic regression on the pixels;
-      seed 0's last four blocks pooled (``--features blocks``, DINO's protocol) 87.40% / 87.93% and final token map (``--features
-      tokens``) 90.25% / 90.36% (random: 85.92% / 84.94%).
+      seed 0's last four blocks pooled (``--features blocks``, DINO's protocol) 87.40% / 87.93% and final token
+      map (``--features tokens``) 90.25% / 90.36% (random: 85.92% / 84.94%).
     - without the grey jitter (benchmarks/pretrain_hour.md; a Zen 4 AMD EPYC with AVX512-BF16, bf16: 27 epochs):
       pooled 81.95% / 82.52%, blocks 86.70% / 86.56%, tokens 90.52% / 90.54%. Grey jitter chosen on validation
       (pooled +2.3 points in a quarter of the epochs; +4.3 in the 2-epoch screen of
