@@ -33,9 +33,10 @@ class WeightAverage:
         self.decay = decay
         self.module = copy.deepcopy(module).eval().requires_grad_(False)
         # the tensors to average and their sources, paired once: the optimiser updates the sources in place
-        pairs = [(a, s) for a, s in zip(self._tensors(self.module), self._tensors(module))]
-        self._floats = [(a, s) for a, s in pairs if a.is_floating_point()]
-        self._others = [(a, s) for a, s in pairs if not a.is_floating_point()]  # counters: copied
+        pairs = list(zip(self._tensors(self.module), self._tensors(module)))
+        self._averages = [a for a, _ in pairs if a.is_floating_point()]
+        self._sources = [s for a, s in pairs if a.is_floating_point()]
+        self._counters = [(a, s) for a, s in pairs if not a.is_floating_point()]  # e.g. BatchNorm's: copied
 
     @staticmethod
     def _tensors(module: nn.Module) -> list[torch.Tensor]:
@@ -44,7 +45,7 @@ class WeightAverage:
     @torch.no_grad()
     def update(self, step: int) -> None:
         """Move the average towards the trained weights, after optimiser step ``step``."""
-        averages, sources = zip(*self._floats) if self._floats else ((), ())
-        torch._foreach_lerp_(list(averages), list(sources), 1.0 - ema_decay(self.decay, step))
-        for a, s in self._others:
+        if self._averages:
+            torch._foreach_lerp_(self._averages, self._sources, 1.0 - ema_decay(self.decay, step))
+        for a, s in self._counters:
             a.copy_(s)
