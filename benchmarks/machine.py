@@ -36,11 +36,10 @@ def cpu_model() -> str:
     """The CPU's name, family/model and widest vector instructions: hosts that all call themselves "AMD EPYC"
     differ 4x in a ViT step (a Zen 3 without AVX-512, a Zen 4 with AVX512-BF16)."""
     try:
-        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-                      if ":" in line)
+        first_cpu = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
     except OSError:
         return platform.processor() or platform.machine()
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first_cpu if ":" in line)}
     flags = set(fields.get("flags", "").split())
     vector = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX"))
               if flag in flags] or (["AVX2"] if "avx2" in flags else [])

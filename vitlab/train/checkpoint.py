@@ -208,13 +208,14 @@ def restore_checkpoint(path: Path, module: torch.nn.Module, optimizer: torch.opt
     returns where the run stands, every process's random state (rank order) and the header."""
     tensors, meta = load_tensors(path)
     try:
-        for prefix, into in (("model.", module), ("ema.", average)):
-            if into is not None:
-                state = {k[len(prefix):]: v.to(device) for k, v in tensors.items() if k.startswith(prefix)}
-                if not state and prefix == "ema.":
-                    raise CheckpointError(f"checkpoint {path} holds no weight average (ema.*): it was written by a "
-                                          f"run without optim.ema")
-                load_model_state(into, state, f"{path} (its weight average)" if prefix == "ema." else str(path))
+        state = lambda prefix: {k[len(prefix):]: v.to(device) for k, v in tensors.items()  # noqa: E731
+                                if k.startswith(prefix)}
+        load_model_state(module, state("model."), str(path))
+        if average is not None:
+            if not any(k.startswith("ema.") for k in tensors):
+                raise CheckpointError(f"checkpoint {path} holds no weight average (ema.*): it was written by a run "
+                                      f"without optim.ema")
+            load_model_state(average, state("ema."), f"{path} (its weight average)")
         optimizer_from_tensors(optimizer, {k: v.to(device) for k, v in tensors.items() if k.startswith("optim.")},
                                meta["optimizer"])
         rng = [RngState.from_checkpoint({k[len(f"rng.{r}."):]: v for k, v in tensors.items()

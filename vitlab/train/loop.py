@@ -184,8 +184,8 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, a
             progress: Progress, rng: list[RngState] | None, run_dir: Path, meta: dict, events: Events, *,
             steps_per_epoch: int, total_steps: int, warmup_steps: int) -> Path:
     main_process, device = rank() == 0, ctx.device
-    evaluated = module if average is None else average.module  # validated, kept as best, tested and saved
-    averaged = {} if average is None else {"average": average.module}
+    averaged = None if average is None else average.module  # optim.ema's copy, checkpointed beside the weights
+    evaluated = module if averaged is None else averaged  # validated, kept as best, tested and saved
     last_saved = replace(progress)  # what the newest checkpoint on disk holds (for messages)
     val_meta: dict = {}  # the validation metrics of the epoch a checkpoint ends
 
@@ -198,10 +198,10 @@ def _epochs(cfg, task: Task, ctx: Context, splits, module, trained, optimizer, a
             path = run_dir / CHECKPOINT
             if best:  # the best first: a kill between the two leaves a best that is never behind the checkpoint
                 save_checkpoint(run_dir / BEST, module, optimizer, cfg, progress, states, {**meta, **val_meta},
-                                **averaged)
+                                averaged)
                 atomic_copy(run_dir / BEST, path)
             else:
-                save_checkpoint(path, module, optimizer, cfg, progress, states, {**meta, **val_meta}, **averaged)
+                save_checkpoint(path, module, optimizer, cfg, progress, states, {**meta, **val_meta}, averaged)
             if cfg.keep_last > 1:
                 atomic_copy(path, run_dir / STEP_CHECKPOINT.format(step=progress.step))
                 for old in step_checkpoints(run_dir)[:-cfg.keep_last]:
